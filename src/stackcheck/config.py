@@ -145,7 +145,9 @@ def _service(path: Path, name: str, table: Any) -> Service:
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StackFileError(f"{path}: '{where}.health_url' must be an http(s) URL, got {url!r}")
+            raise StackFileError(
+                f"{path}: '{where}.health_url' must be an http(s) URL, got {url!r}"
+            )
     port = data.get("port")
     if port is not None and not 0 < port < 65536:
         raise StackFileError(f"{path}: '{where}.port' must be between 1 and 65535")
@@ -155,7 +157,9 @@ def _service(path: Path, name: str, table: Any) -> Service:
             conninfo_to_dict(dsn)
         except Exception:
             # The library's message may quote the DSN, password included.
-            raise StackFileError(f"{path}: '{where}.postgres_dsn' is not a valid libpq DSN") from None
+            raise StackFileError(
+                f"{path}: '{where}.postgres_dsn' is not a valid libpq DSN"
+            ) from None
     return Service(
         name=name,
         depends_on=tuple(data.get("depends_on", ())),
@@ -202,9 +206,7 @@ def load_stack(path: Path) -> Stack:
     thresholds = _check_table(path, "thresholds", raw.get("thresholds", {}), "thresholds")
     timeouts = _check_table(path, "timeouts", raw.get("timeouts", {}), "timeouts")
     logs = _check_table(path, "logs", raw.get("logs", {}), "logs")
-    log_rules = LogRules(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in logs.items()}
-    )
+    log_rules = LogRules(**{k: tuple(v) if isinstance(v, list) else v for k, v in logs.items()})
     for pattern in (*log_rules.patterns, *log_rules.ignore):
         try:
             import re

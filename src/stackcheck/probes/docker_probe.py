@@ -1,0 +1,178 @@
+"""Container facts from the Docker engine: state, restarts, stats, logs.
+
+Containers are found by their compose labels, never by name, so any compose
+project (v1 or v2) with any service names works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from stackcheck.config import LogRules, Stack
+from stackcheck.probes.deadline import Deadline
+from stackcheck.probes.facts import ContainerFacts, LogFacts, StatsFacts
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+LOG_LINE_CAP = 240
+LOG_MATCH_CAP = 10
+
+
+def engine_address(stack: Stack) -> str:
+    return stack.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def describe_engine_error(stack: Stack, exc: BaseException) -> str:
+    """One line an on-call engineer can act on, whatever docker-py raised."""
+    text = str(exc)
+    where = engine_address(stack)
+    if "Permission denied" in text or isinstance(exc, PermissionError):
+        return (
+            f"permission denied on the Docker engine socket {where}: run as root "
+            "or as a member of the docker group"
+        )
+    if isinstance(exc, docker.errors.APIError):
+        return f"Docker engine at {where} answered: {exc.explanation or text}"
+    reason = text.split("(Caused by")[0].strip().rstrip(":") or type(exc).__name__
+    return f"Docker engine unreachable at {where}: {reason}"
+
+
+def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
+    timeout = max(1, int(deadline.left()))
+    if stack.docker_host:
+        return docker.DockerClient(base_url=stack.docker_host, timeout=timeout)
+    return docker.from_env(timeout=timeout)
+
+
+def find_containers(client: docker.DockerClient, stack: Stack) -> dict[str, list[Container]]:
+    """The project's service containers by service label (one-off `run` containers left out)."""
+    found: dict[str, list[Container]] = {}
+    containers = client.containers.list(
+        all=True, filters={"label": f"{PROJECT_LABEL}={stack.compose_project}"}
+    )
+    for container in containers:
+        labels = container.labels
+        if labels.get("com.docker.compose.oneoff", "False") == "True":
+            continue
+        found.setdefault(labels.get(SERVICE_LABEL, ""), []).append(container)
+    for group in found.values():
+        group.sort(key=lambda c: c.name)
+    return found
+
+
+def compose_command(labels: dict[str, str], project: str) -> str:
+    """The compose invocation that manages this container, as its own labels describe it."""
+    version = labels.get("com.docker.compose.version", "2")
+    words = ["docker-compose"] if version.startswith("1.") else ["docker", "compose"]
+    words += ["-p", project]
+    # compose v1 records the files relative to the project's working directory.
+    workdir = labels.get("com.docker.compose.project.working_dir", "")
+    files = labels.get("com.docker.compose.project.config_files", "")
+    for path in filter(None, files.split(",")):
+        words += ["-f", os.path.join(workdir, path)]
+    return shlex.join(words)
+
+
+def container_facts(
+    client: docker.DockerClient,
+    service: str,
+    group: list[Container],
+    stack: Stack,
+) -> ContainerFacts:
+    facts = ContainerFacts(service=service, replicas=len(group))
+    if not group:
+        facts.compose_cmd = shlex.join(["docker", "compose", "-p", stack.compose_project])
+        return facts
+    container = group[0]
+    attrs: dict[str, Any] = container.attrs
+    state = attrs.get("State", {})
+    facts.found = True
+    facts.name = container.name or ""
+    facts.id = container.id or ""
+    facts.state = state.get("Status", "unknown")
+    facts.exit_code = state.get("ExitCode")
+    facts.oom_killed = bool(state.get("OOMKilled"))
+    facts.started_at = state.get("StartedAt")
+    facts.finished_at = state.get("FinishedAt")
+    facts.restart_count = int(attrs.get("RestartCount", 0))
+    health = state.get("Health")
+    if health:
+        facts.health_status = health.get("Status")
+        log = health.get("Log") or []
+        if log:
+            facts.health_output = str(log[-1].get("Output", "")).strip()[:LOG_LINE_CAP]
+    host_config = attrs.get("HostConfig", {})
+    if host_config.get("NanoCpus"):
+        facts.cpu_limit = host_config["NanoCpus"] / 1e9
+    elif host_config.get("CpuQuota", 0) > 0 and host_config.get("CpuPeriod"):
+        facts.cpu_limit = host_config["CpuQuota"] / host_config["CpuPeriod"]
+    facts.compose_cmd = compose_command(container.labels, stack.compose_project)
+
+    # Restarts that docker's own counters forget (a restart policy resets
+    # OOMKilled on the next start) still show in the engine's event log.
+    now = int(time.time())
+    events = client.events(
+        since=now - int(stack.thresholds.stable_window_s),
+        until=now,
+        filters={"type": "container", "container": facts.id, "event": ["die", "oom"]},
+        decode=True,
+    )
+    for event in events:
+        if event.get("Action") == "oom" or event.get("status") == "oom":
+            facts.recent_ooms += 1
+        else:
+            facts.recent_dies += 1
+            code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+            if code is not None and str(code).lstrip("-").isdigit():
+                facts.recent_exit_codes.append(int(code))
+    return facts
+
+
+def stats_facts(client: docker.DockerClient, service: str, container: Container) -> StatsFacts:
+    facts = StatsFacts(service=service)
+    raw: dict[str, Any] = client.api.stats(container.id, stream=False)
+    memory = raw.get("memory_stats") or {}
+    if "usage" not in memory:
+        facts.error = f"no stats for {container.name}: the engine returned none (not running?)"
+        return facts
+    detail = memory.get("stats", {})
+    # What `docker stats` shows: page cache is reclaimable, so it is not pressure.
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0)))
+    facts.mem_usage = int(memory["usage"]) - int(cache)
+    facts.mem_limit = int(memory.get("limit", 0))
+    cpu, pre = raw.get("cpu_stats", {}), raw.get("precpu_stats", {})
+    cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+        "total_usage", 0
+    )
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+    if cpu_delta > 0 and system_delta > 0:
+        facts.cpu_percent = cpu_delta / system_delta * online * 100.0
+    facts.online_cpus = int(online)
+    facts.mem_limited = bool(container.attrs.get("HostConfig", {}).get("Memory"))
+    return facts
+
+
+def log_facts(container: Container, service: str, rules: LogRules) -> LogFacts:
+    facts = LogFacts(service=service)
+    since = int(time.time() - rules.since_s)
+    raw: bytes = container.logs(stdout=True, stderr=True, tail=rules.tail, since=since)
+    bad = re.compile(r"\b(?:" + "|".join(rules.patterns) + r")\b", re.IGNORECASE)
+    harmless = [re.compile(p) for p in rules.ignore]
+    # Logs are bytes from anything: never let an odd byte stop the check.
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    facts.lines_read = len(lines)
+    for line in lines:
+        if bad.search(line) and not any(h.search(line) for h in harmless):
+            facts.matches.append(line.strip()[:LOG_LINE_CAP])
+    facts.match_count = len(facts.matches)
+    facts.matches = facts.matches[-LOG_MATCH_CAP:]
+    return facts

@@ -1,0 +1,111 @@
+"""What the probes found. Plain data: the checks assert on it, the reporter quotes it.
+
+Every fact carries ``error``: set when the probe itself could not find out
+(engine unreachable, timeout...), which the checks report as a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ContainerFacts:
+    service: str
+    error: str | None = None
+    found: bool = False
+    name: str = ""
+    id: str = ""
+    state: str = "missing"  # docker's State.Status, or "missing"
+    exit_code: int | None = None
+    oom_killed: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    restart_count: int = 0
+    health_status: str | None = None  # None: the image has no HEALTHCHECK
+    health_output: str | None = None
+    recent_dies: int = 0
+    recent_ooms: int = 0
+    recent_exit_codes: list[int] = field(default_factory=list)
+    cpu_limit: float | None = None  # cores, None when unlimited
+    compose_cmd: str = ""
+    replicas: int = 0
+
+
+@dataclass
+class StatsFacts:
+    service: str
+    error: str | None = None
+    mem_usage: int = 0
+    mem_limit: int = 0  # the host's memory when the container has no limit
+    mem_limited: bool = False
+    cpu_percent: float = 0.0  # of one core, as `docker stats` shows it
+    online_cpus: int = 1
+
+
+@dataclass
+class LogFacts:
+    service: str
+    error: str | None = None
+    lines_read: int = 0
+    match_count: int = 0
+    matches: list[str] = field(default_factory=list)  # the last few matching lines
+
+
+@dataclass
+class PgFacts:
+    service: str
+    error: str | None = None  # why the session query could not run
+    ping: str = "no attempt"  # pg_isready's outcomes: accepting, rejecting, no response, no attempt
+    refused: bool = False  # the server refused us for lack of connection slots
+    in_use: int | None = None
+    max_connections: int | None = None
+    reserved: int | None = None
+    user: str = ""
+    host: str = ""
+    port: str = ""
+    dbname: str = ""
+
+    @property
+    def usable(self) -> int | None:
+        if self.max_connections is None or self.reserved is None:
+            return None
+        return self.max_connections - self.reserved
+
+
+@dataclass
+class NetFacts:
+    source: str
+    target: str
+    port: int | None
+    error: str | None = None  # could not run anything inside the source container
+    resolve: str = "not run"  # "ok", "failed", "unavailable" (no tool), "not run"
+    address: str | None = None
+    ping: str = "not run"
+    port_open: str = "not run"
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class HttpFacts:
+    service: str
+    url: str
+    error: str | None = None
+    status: int | None = None
+    elapsed_s: float | None = None
+    body: str = ""  # at most the first few KiB, decoded leniently
+    json_status: Any = None
+
+
+@dataclass
+class StackFacts:
+    """Everything one run learned about one stack."""
+
+    containers: dict[str, ContainerFacts] = field(default_factory=dict)
+    stats: dict[str, StatsFacts] = field(default_factory=dict)
+    logs: dict[str, LogFacts] = field(default_factory=dict)
+    pg: dict[str, PgFacts] = field(default_factory=dict)
+    net: dict[tuple[str, str], NetFacts] = field(default_factory=dict)
+    http: dict[str, HttpFacts] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,207 @@
+"""Gather every fact one run needs about a stack: concurrently, once, bounded.
+
+PostgreSQL and HTTP probes start at once; container discovery runs beside
+them, and the per-container probes (events, stats, logs, execs) start as soon
+as it answers. Everything shares one deadline, so the slowest probe, not the
+sum of all, sets the run's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stackcheck.config import Stack
+from stackcheck.probes import docker_probe, http, network, postgres
+from stackcheck.probes.deadline import Batch, Deadline
+from stackcheck.probes.facts import (
+    ContainerFacts,
+    HttpFacts,
+    LogFacts,
+    NetFacts,
+    PgFacts,
+    StackFacts,
+    StatsFacts,
+)
+
+# Which probes a check's verdict rests on.
+PROBES_FOR_CHECK = {
+    "container_running": "container",
+    "container_stable": "container",
+    "container_healthy": "container",
+    "logs_clean": "logs",
+    "memory_headroom": "stats",
+    "cpu_headroom": "stats",
+    "pg_ready": "pg",
+    "pg_connections": "pg",
+    "net_resolve": "net",
+    "net_ping": "net",
+    "net_port": "net",
+    "http_health": "http",
+}
+
+
+def _failed(result: Any) -> str | None:
+    if isinstance(result, BaseException):
+        return f"probe failed: {type(result).__name__}: {result}"
+    if not hasattr(result, "error"):
+        return str(result)  # TimedOut
+    return None
+
+
+def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
+    """Facts for the given check names (all kinds a check needs, nothing more)."""
+    kinds = {PROBES_FOR_CHECK[c] for c in checks if c in PROBES_FOR_CHECK}
+    deadline = Deadline(stack.timeouts.probe_s)
+    connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
+    facts = StackFacts()
+    early = Batch(deadline)
+
+    pg_services = [s for s in stack.services.values() if s.postgres_dsn]
+    if "pg" in kinds:
+        for service in pg_services:
+            dsn = service.postgres_dsn or ""
+            early.start(f"pg-ping:{service.name}", lambda d=dsn: postgres.ping(d, connect_s))
+            early.start(
+                f"pg-headroom:{service.name}",
+                lambda d=dsn, n=service.name: postgres.headroom(_pg_identity(n, d), d, connect_s),
+            )
+    if "http" in kinds:
+        for service in stack.services.values():
+            if service.health_url:
+                early.start(
+                    f"http:{service.name}",
+                    lambda s=service.name, u=service.health_url: http.http_facts(
+                        s, u, deadline, connect_s
+                    ),
+                )
+
+    docker_kinds = kinds & {"container", "stats", "logs", "net"}
+    if docker_kinds:
+        _gather_docker(stack, docker_kinds, deadline, facts)
+
+    results = early.collect()
+    facts.durations.update(early.durations)
+    for service in pg_services if "pg" in kinds else []:
+        dsn = service.postgres_dsn or ""
+        outcome = results[f"pg-ping:{service.name}"]
+        pg = results[f"pg-headroom:{service.name}"]
+        if _failed(pg):
+            reason = _failed(pg)
+            pg = _pg_identity(service.name, dsn)
+            pg.error = reason
+        pg.ping = outcome if isinstance(outcome, str) else "no response"
+        facts.pg[service.name] = pg
+    for key, result in results.items():
+        if key.startswith("http:"):
+            name = key.partition(":")[2]
+            if _failed(result):
+                url = stack.services[name].health_url or ""
+                result = HttpFacts(service=name, url=url, error=f"GET {url}: {_failed(result)}")
+            facts.http[name] = result
+    return facts
+
+
+def _pg_identity(service: str, dsn: str) -> PgFacts:
+    identity = postgres.describe(dsn)
+    identity.service = service
+    return identity
+
+
+def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: StackFacts) -> None:
+    discovery = Batch(deadline)
+
+    def discover() -> tuple[Any, dict[str, Any]]:
+        client = docker_probe.connect(stack, deadline)
+        return client, docker_probe.find_containers(client, stack)
+
+    discovery.start("discover", discover)
+    found = discovery.collect()["discover"]
+    facts.durations["discover"] = discovery.durations["discover"]
+    if not isinstance(found, tuple):
+        reason = (
+            docker_probe.describe_engine_error(stack, found)
+            if isinstance(found, BaseException)
+            else f"Docker engine at {docker_probe.engine_address(stack)}: {found}"
+        )
+        _all_failed(stack, facts, reason)
+        return
+    client, groups = found
+
+    batch = Batch(deadline)
+    for name in stack.services:
+        group = groups.get(name, [])
+        if "container" in kinds:
+            batch.start(
+                f"container:{name}",
+                lambda n=name, g=group: docker_probe.container_facts(client, n, g, stack),
+            )
+        if not group:
+            continue
+        first = group[0]
+        if "stats" in kinds and first.status == "running":
+            batch.start(
+                f"stats:{name}", lambda n=name, c=first: docker_probe.stats_facts(client, n, c)
+            )
+        if "logs" in kinds:
+            batch.start(
+                f"logs:{name}", lambda n=name, c=first: docker_probe.log_facts(c, n, stack.logs)
+            )
+    if "net" in kinds:
+        step = max(1, min(3, int(stack.timeouts.connect_s)))
+        for source, target in stack.edges():
+            group = groups.get(source, [])
+            port = stack.services[target].port
+            if group and group[0].status == "running":
+                batch.start(
+                    f"net:{source}->{target}",
+                    lambda c=group[0], s=source, t=target, p=port: network.net_facts(
+                        c, s, t, p, step
+                    ),
+                )
+            else:
+                state = group[0].status if group else "missing"
+                facts.net[(source, target)] = NetFacts(
+                    source,
+                    target,
+                    port,
+                    error=f"cannot run commands in {source}: container is {state}",
+                )
+
+    results = batch.collect()
+    facts.durations.update(batch.durations)
+    for key, result in results.items():
+        kind, _, rest = key.partition(":")
+        reason = _failed(result)
+        if kind == "net":
+            source, _, target = rest.partition("->")
+            if reason:
+                result = NetFacts(source, target, stack.services[target].port, error=reason)
+            facts.net[(source, target)] = result
+            continue
+        if reason and isinstance(result, BaseException):
+            reason = docker_probe.describe_engine_error(stack, result)
+        if kind == "container":
+            facts.containers[rest] = result if not reason else ContainerFacts(rest, error=reason)
+        elif kind == "stats":
+            facts.stats[rest] = result if not reason else StatsFacts(rest, error=reason)
+        elif kind == "logs":
+            facts.logs[rest] = result if not reason else LogFacts(rest, error=reason)
+    for name in stack.services:
+        group = groups.get(name, [])
+        if "stats" in kinds and name not in facts.stats:
+            state = group[0].status if group else "missing"
+            facts.stats[name] = StatsFacts(name, error=f"no stats: container is {state}")
+        if "logs" in kinds and name not in facts.logs:
+            facts.logs[name] = LogFacts(name, error="no logs: no container for this service")
+
+
+def _all_failed(stack: Stack, facts: StackFacts, reason: str) -> None:
+    for name in stack.services:
+        facts.containers[name] = ContainerFacts(name, error=reason)
+        facts.stats[name] = StatsFacts(name, error=reason)
+        facts.logs[name] = LogFacts(name, error=reason)
+    for source, target in stack.edges():
+        facts.net[(source, target)] = NetFacts(
+            source, target, stack.services[target].port, error=reason
+        )

@@ -1,0 +1,77 @@
+"""Reachability between services, seen from inside the dependent container.
+
+The three runbook commands (name lookup, ping, nc) run at once in one exec,
+each with its own short timeout, and each falls back to another tool so that
+a slim image without ping or nc gives "unavailable" instead of a false alarm.
+"""
+
+from __future__ import annotations
+
+import docker.errors
+from docker.models.containers import Container
+
+from stackcheck.probes.facts import NetFacts
+
+# $1 = target name, $2 = port (may be empty), $3 = per-step timeout in seconds.
+SCRIPT = r"""
+t="$1"; p="$2"; w="$3"
+have() { command -v "$1" >/dev/null 2>&1; }
+(
+  if have getent; then a=$(getent hosts "$t" | head -n 1 | cut -d ' ' -f 1)
+  elif have python3; then a=$(python3 -c 'import socket,sys; print(socket.gethostbyname(sys.argv[1]))' "$t" 2>/dev/null)
+  else echo "resolve unavailable no getent or python3"; exit 0; fi
+  if [ -n "$a" ]; then echo "resolve ok $a"; else echo "resolve failed name does not resolve"; fi
+) &
+(
+  if have ping; then
+    if out=$(ping -c 1 -W "$w" "$t" 2>&1); then echo "ping ok"
+    else echo "ping failed $(echo "$out" | tail -n 2 | tr '\n' ' ')"; fi
+  else echo "ping unavailable no ping in the container"; fi
+) &
+(
+  if [ -z "$p" ]; then echo "port unavailable no port configured"
+  elif have nc; then
+    if out=$(nc -z -w "$w" "$t" "$p" 2>&1); then echo "port ok"
+    else echo "port failed ${out:-nc could not connect}"; fi
+  elif have bash; then
+    if timeout "$w" bash -c "exec 3<>/dev/tcp/$t/$p" 2>/dev/null; then echo "port ok"
+    else echo "port failed could not connect"; fi
+  else echo "port unavailable no nc or bash in the container"; fi
+) &
+wait
+"""
+
+
+def net_facts(
+    container: Container, source: str, target: str, port: int | None, step_timeout: int
+) -> NetFacts:
+    facts = NetFacts(source=source, target=target, port=port)
+    try:
+        result = container.exec_run(
+            ["sh", "-c", SCRIPT, "stackcheck", target, str(port or ""), str(step_timeout)],
+            stdout=True,
+            stderr=True,
+        )
+    except docker.errors.APIError as exc:
+        facts.error = f"cannot run commands in {container.name}: {exc.explanation or exc}"
+        return facts
+    output = result.output.decode("utf-8", errors="replace")
+    for line in output.splitlines():
+        step, _, rest = line.partition(" ")
+        verdict, _, detail = rest.partition(" ")
+        if step == "resolve":
+            facts.resolve = verdict
+            if verdict == "ok":
+                facts.address = detail.strip()
+        elif step == "ping":
+            facts.ping = verdict
+        elif step == "port":
+            facts.port_open = verdict
+        else:
+            continue
+        facts.detail[step] = detail.strip()
+    if result.exit_code not in (0, None) and facts.resolve == "not run":
+        facts.error = (
+            f"commands in {container.name} failed (exit {result.exit_code}): {output[:200]}"
+        )
+    return facts
