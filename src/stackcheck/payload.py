@@ -71,7 +71,7 @@ PROBE_KEYS = {
     "container": ("container:{s}",),
     "logs": ("logs:{s}",),
     "stats": ("stats:{s}",),
-    "pg": ("pg-ping:{s}", "pg-headroom:{s}"),
+    "pg": ("pg:{s}",),
     "net": ("net:{s}->{t}",),
     "http": ("http:{s}",),
 }

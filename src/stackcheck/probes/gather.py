@@ -19,7 +19,6 @@ from stackcheck.probes.facts import (
     HttpFacts,
     LogFacts,
     NetFacts,
-    PgFacts,
     StackFacts,
     StatsFacts,
 )
@@ -60,11 +59,11 @@ def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
     pg_services = [s for s in stack.services.values() if s.postgres_dsn]
     if "pg" in kinds:
         for service in pg_services:
-            dsn = service.postgres_dsn or ""
-            early.start(f"pg-ping:{service.name}", lambda d=dsn: postgres.ping(d, connect_s))
             early.start(
-                f"pg-headroom:{service.name}",
-                lambda d=dsn, n=service.name: postgres.headroom(_pg_identity(n, d), d, connect_s),
+                f"pg:{service.name}",
+                lambda n=service.name, d=service.postgres_dsn or "": postgres.probe(
+                    n, d, connect_s
+                ),
             )
     if "http" in kinds:
         for service in stack.services.values():
@@ -83,14 +82,11 @@ def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
     results = early.collect()
     facts.durations.update(early.durations)
     for service in pg_services if "pg" in kinds else []:
-        dsn = service.postgres_dsn or ""
-        outcome = results[f"pg-ping:{service.name}"]
-        pg = results[f"pg-headroom:{service.name}"]
+        pg = results[f"pg:{service.name}"]
         if _failed(pg):
             reason = _failed(pg)
-            pg = _pg_identity(service.name, dsn)
-            pg.error = reason
-        pg.ping = outcome if isinstance(outcome, str) else "no response"
+            pg = postgres.describe(service.name, service.postgres_dsn or "")
+            pg.ping, pg.error = "no response", reason
         facts.pg[service.name] = pg
     for key, result in results.items():
         if key.startswith("http:"):
@@ -100,12 +96,6 @@ def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
                 result = HttpFacts(service=name, url=url, error=f"GET {url}: {_failed(result)}")
             facts.http[name] = result
     return facts
-
-
-def _pg_identity(service: str, dsn: str) -> PgFacts:
-    identity = postgres.describe(dsn)
-    identity.service = service
-    return identity
 
 
 def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: StackFacts) -> None:

@@ -1,25 +1,33 @@
 """PostgreSQL readiness and connection headroom, from the host through the DSN.
 
-The readiness probe is libpq's PQping, the same call pg_isready makes, so its
-four outcomes are pg_isready's. The headroom query runs in a read-only session
-with a statement timeout and holds its connection only for that one query.
+One connection attempt answers both questions. Its outcome is read the way
+pg_isready reads PQping's (any answer from the server, even a refusal of our
+credentials, means it is accepting connections); libpq's own PQping is not
+used because it holds the GIL while it waits, stalling every other probe.
+The headroom query runs in a read-only session with a statement timeout and
+holds its connection only for that one query.
 """
 
 from __future__ import annotations
 
 import psycopg
-from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from stackcheck.probes.facts import PgFacts
 
-PING_OUTCOMES = {
-    pq.Ping.OK: "accepting",
-    pq.Ping.REJECT: "rejecting",
-    pq.Ping.NO_RESPONSE: "no response",
-    pq.Ping.NO_ATTEMPT: "no attempt",
-}
 TOO_MANY_CONNECTIONS = "53300"
+CANNOT_CONNECT_NOW = "57P03"  # starting up, shutting down, in recovery
+_NO_RESPONSE = (
+    "timeout expired",
+    "connection refused",
+    "could not connect",
+    "no route to host",
+    "could not translate host name",
+    "server closed the connection unexpectedly",
+    "connection timeout",
+    "network is unreachable",
+)
+_REJECTING = ("starting up", "shutting down", "in recovery", "not yet accepting")
 
 HEADROOM_SQL = """
 SELECT current_setting('max_connections')::int,
@@ -30,20 +38,11 @@ SELECT current_setting('max_connections')::int,
 """
 
 
-def _conninfo(dsn: str, connect_s: float, statement_ms: int) -> str:
-    return make_conninfo(
-        dsn,
-        connect_timeout=max(2, int(connect_s)),  # libpq rounds anything lower up to 2
-        application_name="stackcheck",
-        options=f"-c default_transaction_read_only=on -c statement_timeout={statement_ms}",
-    )
-
-
-def describe(dsn: str) -> PgFacts:
+def describe(service: str, dsn: str) -> PgFacts:
     """The target's identity (never its password) for evidence and hints."""
     parts = conninfo_to_dict(dsn)
     return PgFacts(
-        service="",
+        service=service,
         user=str(parts.get("user", "")),
         host=str(parts.get("host", "localhost")),
         port=str(parts.get("port", "5432")),
@@ -51,22 +50,37 @@ def describe(dsn: str) -> PgFacts:
     )
 
 
-def ping(dsn: str, connect_s: float) -> str:
-    return PING_OUTCOMES.get(
-        pq.Ping(pq.PGconn.ping(_conninfo(dsn, connect_s, 1000).encode())), "no attempt"
+def _outcome(exc: psycopg.Error) -> str:
+    text = str(exc).lower()
+    if getattr(exc, "sqlstate", None) == CANNOT_CONNECT_NOW or any(m in text for m in _REJECTING):
+        return "rejecting"
+    if any(m in text for m in _NO_RESPONSE) or isinstance(exc, psycopg.errors.ConnectionTimeout):
+        return "no response"
+    if "invalid" in text and "option" in text:
+        return "no attempt"
+    return "accepting"  # the server answered, if only to refuse us
+
+
+def probe(service: str, dsn: str, connect_s: float) -> PgFacts:
+    facts = describe(service, dsn)
+    conninfo = make_conninfo(
+        dsn,
+        connect_timeout=max(2, int(connect_s)),  # libpq reads anything lower as 2
+        application_name="stackcheck",
+        options="-c default_transaction_read_only=on -c statement_timeout=2000",
     )
-
-
-def headroom(facts: PgFacts, dsn: str, connect_s: float) -> PgFacts:
     try:
-        with psycopg.connect(_conninfo(dsn, connect_s, 2000), autocommit=True) as conn:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
             row = conn.execute(HEADROOM_SQL).fetchone()
     except psycopg.Error as exc:
+        text = " ".join(str(exc).split())
+        facts.ping = _outcome(exc)
         facts.refused = getattr(exc, "sqlstate", None) == TOO_MANY_CONNECTIONS or (
-            "connection slots are reserved" in str(exc) or "too many clients" in str(exc)
+            "connection slots are reserved" in text or "too many clients" in text
         )
-        facts.error = " ".join(str(exc).split()) or type(exc).__name__
+        facts.error = text or type(exc).__name__
         return facts
+    facts.ping = "accepting"
     if row is not None:
         facts.max_connections, facts.reserved, facts.in_use = row
     return facts
