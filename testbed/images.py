@@ -76,9 +76,14 @@ def build_base() -> str:
             stdout=subprocess.DEVNULL,
         )
         # Drop the apt caches: they make the image 100 MB larger for nothing.
-        subprocess.run(["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"], check=True)
+        subprocess.run(
+            ["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"],
+            check=True,
+        )
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "import", "-", tag], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL
+        )
         if tar.wait() != 0:
             raise SystemExit(f"tar of {rootfs} failed")
     return tag
@@ -90,7 +95,16 @@ def build_service(service: str) -> str:
         return tag
     print(f"building {tag}", file=sys.stderr, flush=True)
     subprocess.run(
-        ["docker", "build", "-q", "--build-arg", f"BASE={build_base()}", "-t", tag, str(HERE / service)],
+        [
+            "docker",
+            "build",
+            "-q",
+            "--build-arg",
+            f"BASE={build_base()}",
+            "-t",
+            tag,
+            str(HERE / service),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )

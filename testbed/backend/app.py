@@ -1,11 +1,13 @@
 """A minimal Residency Scheduler backend: just enough API to be checked.
 
 Faults are switched by files under /run/faults, written with ``docker exec``
-by testbed/faults.py, so the code under test is the same in every scenario.
+by testbed/stack.py, so the code under test is the same in every scenario.
 """
 
 import asyncio
 import os
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,6 +18,25 @@ FAULTS = Path("/run/faults")
 DATABASE_URL = os.environ["DATABASE_URL"]
 
 app = FastAPI(title="Residency Scheduler (testbed)")
+
+
+def _oom_watcher() -> None:
+    """The backend-oom-killed fault: once /run/faults/oom appears, grow until killed.
+
+    The file is deleted *before* allocating, so the restart that the restart
+    policy makes after the kernel's OOM kill comes up clean: one kill, no loop.
+    """
+    trigger = FAULTS / "oom"
+    while True:
+        if trigger.exists():
+            trigger.unlink(missing_ok=True)
+            hog = []
+            while True:  # every page is written, so all of it counts against mem_limit
+                hog.append(b"\x01" * (8 << 20))
+        time.sleep(0.2)
+
+
+threading.Thread(target=_oom_watcher, name="oom-fault", daemon=True).start()
 
 
 def _fault(name: str) -> bool:

@@ -1,0 +1,624 @@
+"""The Residency Scheduler testbed: a real Compose stack with fault switches.
+
+``Testbed.up()`` builds (or reuses) the images and starts backend + PostgreSQL;
+``inject(name)`` switches on one fault from ``FAULTS``; ``reset()`` makes every
+container clean again: a container that a fault touched (or that looks touched
+in any way) is recreated, so it has a fresh id, no restarts and clean logs.
+
+Reset does not rely on memory of what was injected: it inspects the stack, so
+``python -m testbed inject X`` in one process and ``reset`` in another works.
+Only Docker objects labelled with this testbed's compose project are touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from testbed import images
+
+HERE = Path(__file__).resolve().parent
+COMPOSE_FILE = HERE / "docker-compose.yml"
+DEFAULT_PROJECT = "residency-scheduler-testbed"
+CANARY_PASSWORD = "canary-Pw-7f3e9"
+SERVICES = ("db", "backend")  # start order
+APP_USER = "scheduler"
+
+FAULTS: tuple[str, ...] = (
+    "backend-stopped",
+    "backend-crashloop",
+    "backend-oom-killed",
+    "backend-memory-near-limit",
+    "backend-log-errors",
+    "health-500",
+    "health-hang",
+    "health-trickle",
+    "db-stopped",
+    "db-hung",
+    "db-connections-near-limit",
+    "db-connections-exhausted",
+    "network-partition",
+    "dns-broken",
+)
+
+# PostgreSQL in the testbed: max_connections=30, superuser_reserved_connections=3.
+USABLE_CONNECTIONS = 27
+NEAR_LIMIT_CONNECTIONS = 24
+MEMORY_NEAR_LIMIT = 0.94  # of the backend's mem_limit, as docker stats counts it
+FAULT_MARK = "stackcheck-fault"  # in the argv of every process a fault starts
+LOG_PATTERN = re.compile(r"error|exception|fatal|traceback|panic", re.IGNORECASE)
+
+INJECTED_LOG_LINES = (
+    "ERROR:    Exception in ASGI application",
+    "Traceback (most recent call last):",
+    '  File "/app/app.py", line 31, in _database_ok',
+    "    with psycopg.connect(DATABASE_URL, connect_timeout=2) as conn:",
+    'psycopg.OperationalError: connection failed: connection to server at "db" (172.18.0.2),'
+    " port 5432 failed: FATAL:  remaining connection slots are reserved for non-replication"
+    " superuser connections",
+)
+
+# Runs inside the backend container: grow this process until the cgroup's
+# memory use (usage minus inactive file cache, as `docker stats` shows it)
+# reaches the target fraction of the limit, then hold it.
+_MEMORY_HOG = r"""
+import sys, time
+from pathlib import Path
+fraction = float(sys.argv[1])
+v1 = Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")
+if v1.exists():
+    root, usage_file, limit_file, inactive = v1.parent, v1.name, "memory.limit_in_bytes", "total_inactive_file"
+else:
+    root, usage_file, limit_file, inactive = Path("/sys/fs/cgroup"), "memory.current", "memory.max", "inactive_file"
+limit = int((root / limit_file).read_text())
+def used():
+    stat = dict(line.split() for line in (root / "memory.stat").read_text().splitlines())
+    return int((root / usage_file).read_text()) - int(stat.get(inactive, 0))
+hog = []
+while used() < fraction * limit - (1 << 20):
+    hog.append(b"\x01" * (1 << 20))
+Path("/run/faults/memory-hog.ready").write_text(str(used()))
+while True:
+    time.sleep(3600)
+"""
+
+# Runs inside the db container: open and hold N idle connections as the app
+# role, over TCP like the backend does; retry while others briefly hold a slot.
+_CONNECTION_HOLDER = r"""
+import os, sys, time
+import psycopg
+want = int(sys.argv[1])
+held = []
+deadline = time.monotonic() + 20
+while len(held) < want and time.monotonic() < deadline:
+    try:
+        held.append(psycopg.connect(host="127.0.0.1", port=5432, user=os.environ["APP_USER"],
+                                    dbname=os.environ["APP_USER"], connect_timeout=2,
+                                    password=os.environ["POSTGRES_PASSWORD"]))
+    except psycopg.OperationalError:
+        time.sleep(0.1)
+with open("/tmp/connection-holder.ready", "w") as ready:
+    ready.write(str(len(held)))
+while True:
+    time.sleep(3600)
+"""
+
+T = TypeVar("T")
+PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# Only loopback is ever asked, so proxies from the environment must not apply.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class TestbedError(Exception):
+    """A testbed operation failed; the message is one line and says what to look at."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call probe until it returns something other than None/False; bounded.
+
+    A probe may raise; its last exception is quoted in the timeout message.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while True:
+        try:
+            result = probe()
+        except Exception as exc:  # the probe's failure is the thing being waited out
+            result = None
+            last = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        else:
+            if result is not None and result is not False:
+                return result
+        if time.monotonic() >= deadline:
+            raise TestbedError(f"timed out after {timeout:.0f}s waiting for {what} ({last})")
+        time.sleep(interval)
+
+
+class Testbed:
+    """One compose project of the testbed stack, on loopback ports."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        project: str = DEFAULT_PROJECT,
+        backend_port: int = 18000,
+        db_port: int = 15432,
+        password: str = CANARY_PASSWORD,
+        timeout: float = 90.0,
+    ) -> None:
+        if not PROJECT_NAME.fullmatch(project):
+            # docker-compose would silently rewrite it, and labels would not match.
+            raise TestbedError(f"project name {project!r} must match {PROJECT_NAME.pattern}")
+        self.project = project
+        self.backend_port = backend_port
+        self.db_port = db_port
+        self.password = password
+        self.timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._images: dict[str, str] | None = None
+
+    # ---------------------------------------------------------------- basics
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.backend_port}/health"
+
+    @property
+    def dsn(self) -> str:
+        """libpq URL of the app database from the host, without the password."""
+        return f"postgresql://{APP_USER}@127.0.0.1:{self.db_port}/{APP_USER}"
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=30)
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                raise TestbedError(f"no Docker engine: {exc} (run testbed/engine.sh)") from None
+        return self._client
+
+    def images(self) -> dict[str, str]:
+        """Build or reuse the images; compose's DB_IMAGE / BACKEND_IMAGE variables."""
+        if self._images is None:
+            try:
+                self._images = images.build_all()
+            except (subprocess.CalledProcessError, OSError) as exc:
+                raise TestbedError(f"building the testbed images failed: {exc}") from None
+        return self._images
+
+    def compose(self, *args: str, timeout: float = 180.0) -> str:
+        """Run docker-compose for this project; return stdout, raise one line on failure."""
+        base = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+        env = {
+            **os.environ,
+            **self.images(),
+            "TESTBED_DB_PASSWORD": self.password,
+            "TESTBED_DB_PORT": str(self.db_port),
+            "TESTBED_BACKEND_PORT": str(self.backend_port),
+        }
+        cmd = [*base, "-p", self.project, "-f", str(COMPOSE_FILE), *args]
+        try:
+            done = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise TestbedError(
+                f"docker-compose {' '.join(args)} took over {timeout:.0f}s"
+            ) from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"exit {done.returncode}"
+            raise TestbedError(f"docker-compose {' '.join(args)} failed: {reason}")
+        return done.stdout
+
+    def _find(self, service: str) -> Container | None:
+        found = self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.project}",
+                    f"com.docker.compose.service={service}",
+                ]
+            },
+        )
+        found = [c for c in found if c.labels.get("com.docker.compose.oneoff") != "True"]
+        if not found:
+            return None
+        # During a recreate two exist for a moment: prefer the running, newest one.
+        found.sort(key=lambda c: (c.status == "running", c.attrs["Created"]), reverse=True)
+        return found[0]
+
+    def container(self, service: str) -> Container:
+        """The docker SDK container of a service (found by its compose labels)."""
+        if service not in SERVICES:
+            raise TestbedError(f"unknown service '{service}' (services: {', '.join(SERVICES)})")
+        found = self._find(service)
+        if found is None:
+            raise TestbedError(f"no {service} container in project {self.project}: run up first")
+        return found
+
+    def host_pid(self, service: str) -> int:
+        """Host PID of the service's main process (0 if it is not running)."""
+        return int(self.container(service).attrs["State"]["Pid"])
+
+    def network(self) -> str:
+        """Name of the project's compose network (the db container's only one)."""
+        networks = list(self.container("db").attrs["NetworkSettings"]["Networks"])
+        if len(networks) != 1:
+            raise TestbedError(f"db should be on exactly one network, is on {networks}")
+        return str(networks[0])
+
+    def db_ip(self) -> str:
+        return str(
+            self.container("db").attrs["NetworkSettings"]["Networks"][self.network()]["IPAddress"]
+        )
+
+    def exec(self, service: str, cmd: list[str], detach: bool = False, user: str = "") -> str:
+        """Run a command in the service's container; raise one line on non-zero exit."""
+        result = self.container(service).exec_run(cmd, detach=detach, user=user)
+        if detach:
+            return ""
+        output = result.output.decode(errors="replace") if result.output else ""
+        if result.exit_code != 0:
+            last = output.strip().splitlines()[-1:] or [f"exit {result.exit_code}"]
+            raise TestbedError(f"{service}: {' '.join(cmd)[:60]} failed: {last[0]}")
+        return output
+
+    def health(self, timeout: float = 2.0) -> str:
+        """What GET /health gives within timeout seconds in total.
+
+        "200", "500", ... for a complete response; "timeout" when no response
+        comes; "trickle" when the status arrives but the body never completes;
+        "down" when the connection is refused or reset.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            response = _OPENER.open(self.health_url, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return str(exc.code)
+        except urllib.error.URLError as exc:
+            return "timeout" if isinstance(exc.reason, TimeoutError) else "down"
+        except TimeoutError:
+            return "timeout"
+        except OSError:
+            return "down"
+        with response:
+            try:
+                while time.monotonic() < deadline:
+                    if not response.read1(65536):
+                        return str(response.status)
+            except TimeoutError:
+                pass
+            except OSError:
+                return "down"
+        return "trickle"
+
+    def memory_percent(self, service: str = "backend") -> float:
+        """Memory use in % of the limit as `docker stats` shows it (usage minus cache)."""
+        stats = self.container(service).stats(stream=False)
+        mem = stats["memory_stats"]
+        detail = mem.get("stats", {})
+        cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+        return 100.0 * float(mem["usage"] - cache) / float(mem["limit"])
+
+    # ------------------------------------------------------------- lifecycle
+
+    def up(self) -> None:
+        """Start the stack (reusing what runs), make it clean, wait until healthy."""
+        self.images()
+        self.compose("up", "-d", "--remove-orphans")
+        self.reset()
+
+    def down(self) -> None:
+        """Remove every container, network and volume of this project."""
+        self._thaw_db()
+        self.compose("down", "-v", "-t", "1", "--remove-orphans")
+
+    def reset(self) -> None:
+        """Undo every fault: recreate each container that is not clean, wait until healthy."""
+        dirty = [service for service, reasons in self.dirt().items() if reasons]
+        self._thaw_db()  # a frozen postmaster would sit out the whole stop timeout
+        for service in dirty:  # SERVICES order: db before backend
+            self.compose("up", "-d", "--no-deps", "--force-recreate", "-t", "1", service)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float | None = None) -> None:
+        """Wait (bounded) until db reports healthy and backend /health answers 200."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+
+        def db_healthy() -> bool:
+            state = self.container("db").attrs["State"]
+            status = state.get("Health", {}).get("Status", state["Status"])
+            if status != "healthy":
+                raise TestbedError(f"db is {status}")
+            return True
+
+        def backend_healthy() -> bool:
+            answer = self.health()
+            if answer != "200":
+                raise TestbedError(f"GET {self.health_url} gave {answer}")
+            return True
+
+        wait_for(db_healthy, timeout, "db to be healthy")
+        wait_for(backend_healthy, max(1.0, deadline - time.monotonic()), "backend /health 200")
+
+    def dirt(self) -> dict[str, list[str]]:
+        """Per service, every sign that a fault touched its container (empty: clean)."""
+        return {service: self._dirt(service) for service in SERVICES}
+
+    def _dirt(self, service: str) -> list[str]:
+        found = self._find(service)
+        if found is None:
+            return ["missing"]
+        state = found.attrs["State"]
+        reasons = []
+        if found.image.tags and self.images()[f"{service.upper()}_IMAGE"] not in found.image.tags:
+            reasons.append("outdated image")
+        if state["Status"] != "running" or state["Restarting"]:
+            reasons.append(f"{state['Status']}")
+        if found.attrs["RestartCount"]:
+            reasons.append(f"restarted {found.attrs['RestartCount']} times")
+        if state.get("OOMKilled"):
+            reasons.append("OOM-killed")
+        if state.get("Health", {}).get("Status") == "unhealthy":
+            reasons.append("unhealthy")
+        logs = found.logs(tail=500).decode(errors="replace")
+        if LOG_PATTERN.search(logs):
+            reasons.append("errors in its log")
+        if reasons or state["Status"] != "running":
+            return reasons
+        processes = self.exec(service, ["ps", "-eo", "args="])
+        if FAULT_MARK in processes:
+            reasons.append("fault process running")
+        if service == "backend":
+            markers = self.exec(
+                service,
+                [
+                    "sh",
+                    "-c",
+                    "ls -A /run/faults 2>/dev/null; [ ! -e /app/crashloop ] || echo crashloop",
+                ],
+            )
+            if markers.strip():
+                reasons.append(f"fault files: {' '.join(markers.split())}")
+            routes = self._nsenter_ip(int(state["Pid"]), "route", "show", "type", "blackhole")
+            if routes.strip():
+                reasons.append("blackhole route")
+        if service == "db":
+            if _process_state(int(state["Pid"])) == "T":
+                reasons.append("frozen (SIGSTOP)")
+            networks = found.attrs["NetworkSettings"]["Networks"]
+            if not any("db" in (net.get("Aliases") or []) for net in networks.values()):
+                reasons.append("no 'db' alias on the network")
+        return reasons
+
+    # ---------------------------------------------------------------- faults
+
+    def inject(self, name: str) -> None:
+        """Switch on one fault and wait (bounded) until it has taken effect."""
+        if name not in FAULTS:
+            raise TestbedError(f"unknown fault '{name}' (valid: {', '.join(FAULTS)})")
+        getattr(self, "_fault_" + name.replace("-", "_"))()
+
+    def _touch_fault_file(self, name: str) -> None:
+        self.exec("backend", ["sh", "-c", f"mkdir -p /run/faults && touch /run/faults/{name}"])
+
+    def _fault_backend_stopped(self) -> None:
+        self.container("backend").stop(timeout=3)
+        wait_for(lambda: self.container("backend").status == "exited", 15, "backend to stop")
+
+    def _fault_backend_crashloop(self) -> None:
+        self.exec("backend", ["touch", "/app/crashloop"])
+        # uvicorn handles SIGTERM, so PID 1 exits; `docker kill` would instead
+        # tell the restart policy to stand down.
+        self.exec("backend", ["kill", "-TERM", "1"])
+        wait_for(
+            lambda: self.container("backend").attrs["RestartCount"] >= 2,
+            30,
+            "backend to restart twice",
+        )
+
+    def _fault_backend_oom_killed(self) -> None:
+        before = self.container("backend").attrs["RestartCount"]
+        self._touch_fault_file("oom")
+        wait_for(
+            lambda: self.container("backend").attrs["RestartCount"] > before,
+            30,
+            "the kernel to OOM-kill the backend and docker to restart it",
+        )
+        # Back in service after the restart: the trace is in docker's records only.
+        wait_for(lambda: self.health() == "200", 30, "backend /health 200 after the OOM kill")
+
+    def _fault_backend_memory_near_limit(self) -> None:
+        fraction = str(MEMORY_NEAR_LIMIT)
+        self.exec("backend", ["sh", "-c", "mkdir -p /run/faults"])
+        self.exec("backend", ["python3", "-c", _MEMORY_HOG, fraction, FAULT_MARK], detach=True)
+        wait_for(
+            lambda: (
+                self.container("backend")
+                .exec_run(["cat", "/run/faults/memory-hog.ready"])
+                .exit_code
+                == 0
+            ),
+            30,
+            "the memory hog to reach its size",
+        )
+        percent = self.memory_percent("backend")
+        if not 90.0 <= percent <= 97.0:
+            raise TestbedError(f"backend memory is at {percent:.1f}% of its limit, not about 94%")
+
+    def _fault_backend_log_errors(self) -> None:
+        lines = "\n".join(INJECTED_LOG_LINES)
+        self.exec("backend", ["sh", "-c", 'printf "%s\\n" "$0" > /proc/1/fd/2', lines])
+        wait_for(
+            lambda: b"Traceback" in self.container("backend").logs(tail=50),
+            10,
+            "the error lines in the backend log",
+        )
+
+    def _health_fault(self, name: str, expect: str) -> None:
+        self._touch_fault_file(name)
+        answer = self.health(timeout=1.5)
+        if answer != expect:
+            raise TestbedError(f"{name} injected but GET /health gave {answer}, not {expect}")
+
+    def _fault_health_500(self) -> None:
+        self._health_fault("health-500", "500")
+
+    def _fault_health_hang(self) -> None:
+        self._health_fault("health-hang", "timeout")
+
+    def _fault_health_trickle(self) -> None:
+        self._health_fault("health-trickle", "trickle")
+
+    def _fault_db_stopped(self) -> None:
+        self.container("db").stop(timeout=3)
+        wait_for(lambda: self.container("db").status == "exited", 15, "db to stop")
+
+    def _fault_db_hung(self) -> None:
+        # From inside the container the kernel would ignore a signal to PID 1.
+        pid = self._local_pid("db")
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: _process_state(pid) == "T", 5, "the postmaster to stop")
+
+    def _hold_connections(self, count: int) -> None:
+        self.exec("db", ["python3", "-c", _CONNECTION_HOLDER, str(count), FAULT_MARK], detach=True)
+        held = wait_for(
+            lambda: self.exec("db", ["cat", "/tmp/connection-holder.ready"]),
+            30,
+            f"{count} held connections",
+        )
+        if int(held) != count:
+            raise TestbedError(f"could hold only {held.strip()} of {count} connections")
+
+    def _fault_db_connections_near_limit(self) -> None:
+        self._hold_connections(NEAR_LIMIT_CONNECTIONS)
+
+    def _fault_db_connections_exhausted(self) -> None:
+        self._hold_connections(USABLE_CONNECTIONS)
+
+    def _fault_network_partition(self) -> None:
+        pid = self._local_pid("backend")
+        self._nsenter_ip(pid, "route", "add", "blackhole", f"{self.db_ip()}/32")
+
+    def _fault_dns_broken(self) -> None:
+        network = self.client.networks.get(self.network())
+        db = self.container("db")
+        ip = self.db_ip()
+        network.disconnect(db)
+        # Without aliases only the container name resolves, not "db". Keep the
+        # address so that connections by IP (and the published port) still work.
+        try:
+            network.connect(db, ipv4_address=ip)
+        except docker.errors.APIError:
+            network.connect(db)
+        wait_for(
+            lambda: self.container("backend").exec_run(["getent", "hosts", "db"]).exit_code != 0,
+            10,
+            "'db' to stop resolving in backend",
+        )
+
+    # --------------------------------------------------------------- helpers
+
+    def _local_pid(self, service: str) -> int:
+        pid = self.host_pid(service)
+        if not pid:
+            raise TestbedError(f"{service} is not running")
+        if not Path(f"/proc/{pid}").exists():
+            raise TestbedError(f"{service}'s PID {pid} is not on this host: the engine is remote")
+        return pid
+
+    def _nsenter_ip(self, pid: int, *args: str) -> str:
+        done = subprocess.run(
+            ["nsenter", "-t", str(pid), "-n", "ip", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise TestbedError(f"nsenter ip {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def _thaw_db(self) -> None:
+        """SIGCONT a frozen postmaster, so that it can be stopped quickly."""
+        found = self._find("db")
+        pid = int(found.attrs["State"]["Pid"]) if found else 0
+        if pid and _process_state(pid) == "T":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    # ------------------------------------------------------------ stack file
+
+    def stack_file_text(self) -> str:
+        return f"""\
+# Points stackcheck at the testbed (see testbed/stack.py). Password: PGPASSWORD.
+[stack]
+name = "{self.project}"
+compose_project = "{self.project}"
+
+[services.backend]
+depends_on = ["db"]
+health_url = "{self.health_url}"
+port = 8000
+
+[services.db]
+postgres_dsn = "{self.dsn}"
+port = 5432
+"""
+
+    def write_stack_file(self, path: str | os.PathLike[str]) -> Path:
+        """Write a stack file that points the checks at this testbed."""
+        target = Path(path)
+        target.write_text(self.stack_file_text(), encoding="utf-8")
+        return target
+
+    def status(self) -> dict[str, Any]:
+        """A summary for humans: per service status, restarts and dirt; /health."""
+        summary: dict[str, Any] = {}
+        for service in SERVICES:
+            found = self._find(service)
+            if found is None:
+                summary[service] = {"status": "missing"}
+                continue
+            state = found.attrs["State"]
+            summary[service] = {
+                "id": found.short_id,
+                "status": state.get("Health", {}).get("Status", state["Status"])
+                if state["Status"] == "running"
+                else state["Status"],
+                "restarts": found.attrs["RestartCount"],
+                "dirt": self._dirt(service),
+            }
+        summary["health"] = self.health()
+        return summary
+
+
+def _process_state(pid: int) -> str:
+    """One-letter state of a host process ('' if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+    match = re.search(r"^State:\s+(\S)", status, re.MULTILINE)
+    return match.group(1) if match else ""
