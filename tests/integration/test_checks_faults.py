@@ -1,0 +1,111 @@
+"""The checks against the real testbed: healthy means all green, each fault exactly its checks.
+
+Each row is what an on-call engineer should see for one runbook failure mode:
+the checks that must fail. Every other check must pass (or be skipped for a
+stated reason, like a container without a HEALTHCHECK), so a fault that turns
+an unrelated check red is a false alarm, and one that leaves a listed check
+green is a missed fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.checkrun import run_checks
+
+BOUND_S = 5.0 + 5.0  # timeouts.probe_s + start-up margin, as README.md documents
+
+NET = {"test_net_resolve[backend->db]", "test_net_ping[backend->db]", "test_net_port[backend->db]"}
+BACKEND_STATS = {"test_memory_headroom[backend]", "test_cpu_headroom[backend]"}
+DB_STATS = {"test_memory_headroom[db]", "test_cpu_headroom[db]"}
+HTTP = {"test_http_health[backend]"}
+
+EXPECTED_FAILURES: dict[str, set[str]] = {
+    "backend-stopped": {"test_container_running[backend]", *BACKEND_STATS, *NET, *HTTP},
+    "backend-crashloop": {
+        "test_container_running[backend]",
+        "test_container_stable[backend]",
+        "test_logs_clean[backend]",
+        *BACKEND_STATS,
+        *NET,
+        *HTTP,
+    },
+    "backend-oom-killed": {"test_container_stable[backend]"},
+    "backend-memory-near-limit": {"test_memory_headroom[backend]"},
+    "backend-log-errors": {"test_logs_clean[backend]"},
+    "health-500": HTTP,
+    "health-hang": HTTP,
+    "health-trickle": HTTP,
+    "db-stopped": {
+        "test_container_running[db]",
+        "test_container_healthy[db]",
+        "test_pg_ready[db]",
+        "test_pg_connections[db]",
+        *DB_STATS,
+        *NET,
+        *HTTP,
+    },
+    "db-hung": {
+        "test_container_healthy[db]",
+        "test_pg_ready[db]",
+        "test_pg_connections[db]",
+        *HTTP,
+    },
+    "db-connections-near-limit": {"test_pg_connections[db]"},
+    "db-connections-exhausted": {"test_pg_connections[db]", "test_logs_clean[db]", *HTTP},
+    "network-partition": {"test_net_ping[backend->db]", "test_net_port[backend->db]", *HTTP},
+    "dns-broken": {*NET, *HTTP},
+}
+
+# Skipped with a reason, not passed: the testbed's backend image has no HEALTHCHECK.
+ALWAYS_SKIPPED = {"test_container_healthy[backend]"}
+
+
+def test_every_fault_has_a_row(testbed) -> None:
+    from testbed import FAULTS
+
+    assert set(EXPECTED_FAILURES) == set(FAULTS)
+
+
+def test_healthy_stack_twenty_runs_no_false_alarm(testbed, tmp_path: Path) -> None:
+    stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    for attempt in range(20):
+        run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+        assert run.returncode == 0, f"run {attempt + 1}: {run.failed()}\n{run.stdout[-3000:]}"
+        assert len(run.passed()) == 17, run.outcomes
+        assert {k for k, v in run.outcomes.items() if v == "skipped"} == ALWAYS_SKIPPED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))
+def test_fault_fails_exactly_its_checks(testbed, fault, name: str, tmp_path: Path) -> None:
+    stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    fault(name)
+    run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert run.failed() == EXPECTED_FAILURES[name], "\n\n".join(
+        f"{k}: {v}" for k, v in run.messages.items()
+    )
+    unexpected_skips = {k for k, v in run.outcomes.items() if v == "skipped"} - ALWAYS_SKIPPED
+    assert not unexpected_skips, {k: run.messages[k] for k in unexpected_skips}
+    assert run.wall_s < BOUND_S, f"run took {run.wall_s:.1f} s, bound {BOUND_S} s"
+
+
+def test_all_probes_hanging_ends_within_bound(testbed, fault, tmp_path: Path) -> None:
+    stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    fault("health-hang")
+    fault("db-hung")
+    run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    assert run.returncode == 1
+    assert {"test_pg_ready[db]", "test_http_health[backend]"} <= run.failed()
+    assert "deadline" in run.messages["test_http_health[backend]"]
+    assert run.wall_s < BOUND_S, f"run took {run.wall_s:.1f} s, bound {BOUND_S} s"
+
+
+def test_xdist_gives_the_same_verdicts(testbed, fault, tmp_path: Path) -> None:
+    stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    fault("db-stopped")
+    run = run_checks("--stack", str(stack_file), "-n", "2", tmp_path=tmp_path)
+    assert run.returncode == 1
+    assert run.failed() == EXPECTED_FAILURES["db-stopped"]
