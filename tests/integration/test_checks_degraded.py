@@ -141,8 +141,14 @@ def test_unreachable_engine_fails_docker_checks_and_runs_the_rest(
     assert run.outcomes.pop("test_http_health[api]") == "passed"
     docker_checks = {
         f"test_{name}[api]"
-        for name in ("container_running", "container_stable", "container_healthy")
-        + ("logs_clean", "memory_headroom", "cpu_headroom")
+        for name in (
+            "container_running",
+            "container_stable",
+            "container_healthy",
+            "logs_clean",
+            "memory_headroom",
+            "cpu_headroom",
+        )
     }
     assert run.failed() == docker_checks, run.outcomes
     for test_id in docker_checks:
