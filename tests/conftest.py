@@ -1,0 +1,142 @@
+"""Shared fixtures: the testbed stack (session) and fault injection (per test).
+
+The testbed is one compose project on loopback ports. Override with
+STACKCHECK_TESTBED_PROJECT / _BACKEND_PORT / _DB_PORT; under pytest-xdist every
+worker gets its own project and ports. A lock file keeps two pytest sessions
+from sharing (and tearing down) the same project at once. Set
+STACKCHECK_TESTBED_KEEP=1 to leave the stack running after the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed import CANARY_PASSWORD, Testbed, TestbedError
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK_WAIT_S = 900.0
+TIMINGS: list[tuple[str, float]] = []  # (what, seconds), printed at the end
+
+
+def record_timing(what: str, seconds: float) -> None:
+    """Note how long a testbed operation took; listed in the terminal summary."""
+    TIMINGS.append((what, seconds))
+
+
+def _testbed_settings() -> tuple[str, int, int]:
+    project = os.environ.get("STACKCHECK_TESTBED_PROJECT", "residency-scheduler-testbed")
+    backend_port = int(os.environ.get("STACKCHECK_TESTBED_BACKEND_PORT", "18000"))
+    db_port = int(os.environ.get("STACKCHECK_TESTBED_DB_PORT", "15432"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    if worker.startswith("gw") and worker[2:].isdigit():
+        n = int(worker[2:]) + 1
+        project, backend_port, db_port = f"{project}-{worker}", backend_port + n, db_port + n
+    return project, backend_port, db_port
+
+
+def _engine_answers() -> bool:
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@contextlib.contextmanager
+def _project_lock(project: str) -> Iterator[None]:
+    path = Path(tempfile.gettempdir()) / f"stackcheck-testbed-{project}.lock"
+    with path.open("a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"testbed project {project} stayed locked by {path} for {LOCK_WAIT_S:.0f}s"
+                    )
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    """The testbed stack, up and healthy; removed at the end of the session."""
+    if not _engine_answers():
+        done = subprocess.run(
+            [str(ROOT / "testbed" / "engine.sh")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no engine"
+            )
+    project, backend_port, db_port = _testbed_settings()
+    with _project_lock(project):
+        bed = Testbed(project=project, backend_port=backend_port, db_port=db_port)
+        saved = os.environ.get("PGPASSWORD")
+        os.environ["PGPASSWORD"] = CANARY_PASSWORD
+        try:
+            started = time.monotonic()
+            try:
+                bed.up()
+            except TestbedError as exc:
+                pytest.fail(f"testbed did not come up: {exc}")
+            record_timing("up", time.monotonic() - started)
+            yield bed
+        finally:
+            if saved is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = saved
+            if not os.environ.get("STACKCHECK_TESTBED_KEEP"):
+                started = time.monotonic()
+                bed.down()
+                record_timing("down", time.monotonic() - started)
+
+
+@pytest.fixture
+def record_testbed_timing() -> Callable[[str, float], None]:
+    """record_testbed_timing(what, seconds): listed under "testbed timings" at the end."""
+    return record_timing
+
+
+@pytest.fixture
+def fault(testbed: Testbed) -> Iterator[Callable[[str], None]]:
+    """Call with a fault name to inject it; the stack is reset after the test, always."""
+    injected: list[str] = []
+
+    def inject(name: str) -> None:
+        injected.append(name)  # before injecting: a half-done inject is reset too
+        started = time.monotonic()
+        testbed.inject(name)
+        record_timing(f"inject {name}", time.monotonic() - started)
+
+    yield inject
+    if injected:
+        started = time.monotonic()
+        testbed.reset()
+        record_timing(f"reset after {', '.join(injected)}", time.monotonic() - started)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("testbed timings")
+        for what, seconds in TIMINGS:
+            terminalreporter.write_line(f"{seconds:6.1f}s  {what}")
