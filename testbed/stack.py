@@ -372,8 +372,12 @@ class Testbed:
             return ["missing"]
         state = found.attrs["State"]
         reasons = []
-        if found.image.tags and self.images()[f"{service.upper()}_IMAGE"] not in found.image.tags:
-            reasons.append("outdated image")
+        wanted = self.images()[f"{service.upper()}_IMAGE"]
+        try:
+            if wanted not in found.image.tags:
+                reasons.append("outdated image")
+        except docker.errors.ImageNotFound:
+            reasons.append("image removed")
         if state["Status"] != "running" or state["Restarting"]:
             reasons.append(f"{state['Status']}")
         if found.attrs["RestartCount"]:
@@ -387,8 +391,22 @@ class Testbed:
             reasons.append("errors in its log")
         if reasons or state["Status"] != "running":
             return reasons
-        processes = self.exec(service, ["ps", "-eo", "args="])
-        if FAULT_MARK in processes:
+        try:
+            reasons += self._dirt_inside(service, int(state["Pid"]))
+        except (TestbedError, docker.errors.APIError) as exc:  # e.g. it exited meanwhile
+            reasons.append(f"cannot look inside: {exc}")
+        if service == "db":
+            if _process_state(int(state["Pid"])) == "T":
+                reasons.append("frozen (SIGSTOP)")
+            networks = found.attrs["NetworkSettings"]["Networks"]
+            if not any("db" in (net.get("Aliases") or []) for net in networks.values()):
+                reasons.append("no 'db' alias on the network")
+        return reasons
+
+    def _dirt_inside(self, service: str, pid: int) -> list[str]:
+        """Traces of faults inside a running container: processes, files, routes."""
+        reasons = []
+        if FAULT_MARK in self.exec(service, ["ps", "-eo", "args="]):
             reasons.append("fault process running")
         if service == "backend":
             markers = self.exec(
@@ -401,15 +419,9 @@ class Testbed:
             )
             if markers.strip():
                 reasons.append(f"fault files: {' '.join(markers.split())}")
-            routes = self._nsenter_ip(int(state["Pid"]), "route", "show", "type", "blackhole")
-            if routes.strip():
+            local = Path(f"/proc/{pid}").exists()  # the engine runs on this host
+            if local and self._nsenter_ip(pid, "route", "show", "type", "blackhole").strip():
                 reasons.append("blackhole route")
-        if service == "db":
-            if _process_state(int(state["Pid"])) == "T":
-                reasons.append("frozen (SIGSTOP)")
-            networks = found.attrs["NetworkSettings"]["Networks"]
-            if not any("db" in (net.get("Aliases") or []) for net in networks.values()):
-                reasons.append("no 'db' alias on the network")
         return reasons
 
     # ---------------------------------------------------------------- faults
