@@ -1,0 +1,57 @@
+"""The Prometheus textfile, for node_exporter's textfile collector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+from stackcheck.report.run import Run
+
+LABELS = ("stack", "service", "check", "target")  # target is "" off network checks
+
+
+def write(path: Path, run: Run) -> None:
+    """Write the run's gauges; ``write_to_textfile`` renames into place atomically."""
+    registry = CollectorRegistry()
+    success = Gauge(
+        "stackcheck_check_success",
+        "1 if the check passed, 0 if it failed or errored (skipped checks are absent)",
+        LABELS,
+        registry=registry,
+    )
+    duration = Gauge(
+        "stackcheck_check_duration_seconds",
+        "Time the check's probe took",
+        LABELS,
+        registry=registry,
+    )
+    healthy = Gauge(
+        "stackcheck_stack_healthy",
+        "1 if every check of the stack passed",
+        ["stack"],
+        registry=registry,
+    )
+    roots = Gauge(
+        "stackcheck_root_causes", "Failures not explained by another", ["stack"], registry=registry
+    )
+    last_run = Gauge(
+        "stackcheck_last_run_timestamp_seconds",
+        "Unix time the run started",
+        ["stack"],
+        registry=registry,
+    )
+    for stack_run in run.stacks:
+        name = stack_run.stack.name
+        for row in stack_run.rows:
+            if row.result.outcome == "skipped":
+                continue
+            ref = row.result.ref
+            labels = (name, ref.service, ref.check, ref.target or "")
+            success.labels(*labels).set(0 if row.result.failing else 1)
+            duration.labels(*labels).set(row.result.duration_s)
+        healthy.labels(name).set(1 if stack_run.healthy else 0)
+        roots.labels(name).set(len(stack_run.roots))
+        last_run.labels(name).set(run.started_at.timestamp())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)

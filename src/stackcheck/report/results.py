@@ -1,0 +1,68 @@
+"""One verdict per check item, from the reports of its setup, call and teardown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from stackcheck.model import CheckRef, Payload
+from stackcheck.report.hints import crash_message, ref_of
+from stackcheck.report.redact import redact
+
+# When phases disagree, the stronger outcome is the check's: a failed verdict
+# outranks a teardown error, which outranks a pass.
+_STRENGTH = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ref: CheckRef
+    nodeid: str
+    outcome: str  # passed | failed | error | skipped
+    evidence: str | None  # redacted
+    duration_s: float
+    payload: Payload
+
+    @property
+    def failing(self) -> bool:
+        return self.outcome in ("failed", "error")
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if report.when == "call" or not report.failed:
+        return report.outcome
+    return "error"
+
+
+class Results:
+    """Collects the reports the controller sees (from xdist workers too)."""
+
+    def __init__(self) -> None:
+        self._by_nodeid: dict[str, CheckResult] = {}
+
+    def add(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "stackcheck", None)
+        if not isinstance(payload, dict):
+            return  # not a check
+        outcome = _outcome(report)
+        previous = self._by_nodeid.get(report.nodeid)
+        if previous is not None:
+            stronger = _STRENGTH[outcome] > _STRENGTH[previous.outcome]
+            # On a tie the call phase speaks: its payload has the probe's findings.
+            if not stronger and not (outcome == previous.outcome and report.when == "call"):
+                return
+        evidence = payload.get("evidence")
+        if evidence is None and outcome in ("failed", "error"):
+            evidence = crash_message(report)
+        self._by_nodeid[report.nodeid] = CheckResult(
+            ref=ref_of(payload),
+            nodeid=report.nodeid,
+            outcome=outcome,
+            evidence=redact(evidence, payload.get("secrets") or ()) if evidence else None,
+            duration_s=float(payload.get("duration_s") or report.duration),
+            payload=payload,
+        )
+
+    def all(self) -> list[CheckResult]:
+        return list(self._by_nodeid.values())
