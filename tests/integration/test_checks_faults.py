@@ -9,6 +9,8 @@ green is a missed fault.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,37 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
     "dns-broken": {*NET, *HTTP},
 }
 
+
+def _wait(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"fault did not settle: {what}"
+        time.sleep(0.2)
+
+
+def _settle(testbed, name: str) -> None:
+    """Wait until what the fault shows no longer depends on when we look.
+
+    A crash loop is 'running' for a fraction of a second between 'restarting'
+    spells that double each time (docker's back-off); after 7 restarts a spell
+    lasts 12.8 s, far longer than a run. Docker's own health check needs its
+    retries (3 x 2 s) to call a frozen database unhealthy.
+    """
+    if name == "backend-crashloop":
+
+        def long_backoff() -> bool:
+            attrs = testbed.container("backend").attrs
+            return attrs["RestartCount"] >= 7 and attrs["State"]["Status"] == "restarting"
+
+        _wait("backend restarting after 7 restarts", long_backoff, timeout=60)
+    elif name == "db-hung":
+
+        def unhealthy() -> bool:
+            return testbed.container("db").attrs["State"]["Health"]["Status"] == "unhealthy"
+
+        _wait("db health check unhealthy", unhealthy, timeout=60)
+
+
 # Skipped with a reason, not passed: the testbed's backend image has no HEALTHCHECK.
 ALWAYS_SKIPPED = {"test_container_healthy[backend]"}
 
@@ -82,6 +115,7 @@ def test_healthy_stack_twenty_runs_no_false_alarm(testbed, tmp_path: Path) -> No
 def test_fault_fails_exactly_its_checks(testbed, fault, name: str, tmp_path: Path) -> None:
     stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
     fault(name)
+    _settle(testbed, name)
     run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
     assert run.returncode == 1, run.stdout[-3000:]
     assert run.failed() == EXPECTED_FAILURES[name], "\n\n".join(
@@ -96,6 +130,7 @@ def test_all_probes_hanging_ends_within_bound(testbed, fault, tmp_path: Path) ->
     stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
     fault("health-hang")
     fault("db-hung")
+    _settle(testbed, "db-hung")
     run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
     assert run.returncode == 1
     assert {"test_pg_ready[db]", "test_http_health[backend]"} <= run.failed()
