@@ -7,6 +7,7 @@ that names it, because a typo must never silently turn a check off.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -206,11 +207,15 @@ def load_stack(path: Path) -> Stack:
     thresholds = _check_table(path, "thresholds", raw.get("thresholds", {}), "thresholds")
     timeouts = _check_table(path, "timeouts", raw.get("timeouts", {}), "timeouts")
     logs = _check_table(path, "logs", raw.get("logs", {}), "logs")
-    log_rules = LogRules(**{k: tuple(v) if isinstance(v, list) else v for k, v in logs.items()})
+    defaults = LogRules()
+    log_rules = LogRules(
+        tail=int(logs.get("tail", defaults.tail)),
+        since_s=float(logs.get("since_s", defaults.since_s)),
+        patterns=tuple(logs.get("patterns", defaults.patterns)),
+        ignore=tuple(logs.get("ignore", defaults.ignore)),
+    )
     for pattern in (*log_rules.patterns, *log_rules.ignore):
         try:
-            import re
-
             re.compile(pattern)
         except re.error as exc:
             raise StackFileError(f"{path}: invalid regex {pattern!r} in [logs]: {exc}") from None

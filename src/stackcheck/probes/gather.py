@@ -9,6 +9,7 @@ sum of all, sets the run's length.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from stackcheck.config import Stack
@@ -61,18 +62,14 @@ def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
         for service in pg_services:
             early.start(
                 f"pg:{service.name}",
-                lambda n=service.name, d=service.postgres_dsn or "": postgres.probe(
-                    n, d, connect_s
-                ),
+                partial(postgres.probe, service.name, service.postgres_dsn or "", connect_s),
             )
     if "http" in kinds:
         for service in stack.services.values():
             if service.health_url:
                 early.start(
                     f"http:{service.name}",
-                    lambda s=service.name, u=service.health_url: http.http_facts(
-                        s, u, deadline, connect_s
-                    ),
+                    partial(http.http_facts, service.name, service.health_url, deadline, connect_s),
                 )
 
     docker_kinds = kinds & {"container", "stats", "logs", "net"}
@@ -109,12 +106,12 @@ def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: Sta
     found = discovery.collect()["discover"]
     facts.durations["discover"] = discovery.durations["discover"]
     if not isinstance(found, tuple):
-        reason = (
+        unusable = (
             docker_probe.describe_engine_error(stack, found)
             if isinstance(found, BaseException)
             else f"Docker engine at {docker_probe.engine_address(stack)}: {found}"
         )
-        _all_failed(stack, facts, reason)
+        _all_failed(stack, facts, unusable)
         return
     client, groups = found
 
@@ -124,19 +121,15 @@ def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: Sta
         if "container" in kinds:
             batch.start(
                 f"container:{name}",
-                lambda n=name, g=group: docker_probe.container_facts(client, n, g, stack),
+                partial(docker_probe.container_facts, client, name, group, stack),
             )
         if not group:
             continue
         first = group[0]
         if "stats" in kinds and first.status == "running":
-            batch.start(
-                f"stats:{name}", lambda n=name, c=first: docker_probe.stats_facts(client, n, c)
-            )
+            batch.start(f"stats:{name}", partial(docker_probe.stats_facts, client, name, first))
         if "logs" in kinds:
-            batch.start(
-                f"logs:{name}", lambda n=name, c=first: docker_probe.log_facts(c, n, stack.logs)
-            )
+            batch.start(f"logs:{name}", partial(docker_probe.log_facts, first, name, stack.logs))
     if "net" in kinds:
         step = max(1, min(3, int(stack.timeouts.connect_s)))
         for source, target in stack.edges():
@@ -145,9 +138,7 @@ def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: Sta
             if group and group[0].status == "running":
                 batch.start(
                     f"net:{source}->{target}",
-                    lambda c=group[0], s=source, t=target, p=port: network.net_facts(
-                        c, s, t, p, step
-                    ),
+                    partial(network.net_facts, group[0], source, target, port, step),
                 )
             else:
                 state = group[0].status if group else "missing"
@@ -169,7 +160,7 @@ def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: Sta
                 result = NetFacts(source, target, stack.services[target].port, error=reason)
             facts.net[(source, target)] = result
             continue
-        if reason and isinstance(result, BaseException):
+        if isinstance(result, BaseException):
             reason = docker_probe.describe_engine_error(stack, result)
         if kind == "container":
             facts.containers[rest] = result if not reason else ContainerFacts(rest, error=reason)
