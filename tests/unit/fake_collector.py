@@ -84,7 +84,9 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_itemcollected(item):
-    item.stash[model.REF_KEY] = item.callspec.params["ref"]
+    ref = item.callspec.params["ref"]
+    if isinstance(ref, model.CheckRef):  # not an empty parameter set
+        item.stash[model.REF_KEY] = ref
 
 
 @pytest.fixture
@@ -98,7 +100,9 @@ def verdict(ref):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
-    ref = item.stash[model.REF_KEY]
+    ref = item.stash.get(model.REF_KEY, None)
+    if ref is None:
+        return rep
     stack = next(s for s in STACKS if s.name == ref.stack)
     found = fault(ref)
     evidence = None

@@ -31,18 +31,21 @@ from stackcheck.report import graph
 from stackcheck.report.catalogue import CATALOGUE, Layer
 
 
-def order(stack: Stack, ref: CheckRef) -> tuple[int, int, int, int, int, str]:
-    """Sort key: deeper services first, then layer, rank, check and target."""
+def order(stack: Stack, ref: CheckRef) -> tuple[int, ...]:
+    """Sort key: deeper services first, then layer, rank, check, target; file order on ties."""
     entry = CATALOGUE[ref.check]
     services = list(stack.services)
-    position = services.index(ref.service) if ref.service in services else len(services)
+
+    def position(service: str | None) -> int:
+        return services.index(service) if service in services else len(services)
+
     return (
         graph.depth(stack, ref.service),
-        position,
+        position(ref.service),
         entry.layer,
         entry.rank,
         CHECKS.index(ref.check),
-        ref.target or "",
+        position(ref.target) if ref.target else -1,
     )
 
 

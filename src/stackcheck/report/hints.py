@@ -179,8 +179,11 @@ def crash_message(report: pytest.TestReport) -> str | None:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return str(crash.message)
-    text = str(report.longrepr or "").strip()
-    return text.splitlines()[-1] if text else None
+    lines = str(report.longrepr or "").strip().splitlines()
+    # A report already turned into text: pytest marks the exception lines "E ".
+    raised = [line[1:].strip() for line in lines if line.startswith("E ")]
+    found = raised or lines
+    return found[-1] if found else None
 
 
 def decorate(report: pytest.TestReport) -> None:
@@ -197,6 +200,10 @@ def decorate(report: pytest.TestReport) -> None:
     report.sections = [(title, redact(text, extra)) for title, text in report.sections]
     if not report.failed or report.longrepr is None:
         return
+    if payload.get("evidence") is None:
+        # Read while pytest's structured report is still there, for every output.
+        crash = crash_message(report)
+        payload["evidence"] = redact(crash, extra) if crash else None
     original = str(report.longrepr)
     if report.when != "call":
         # A setup or teardown error keeps pytest's own report, passwords hidden.
@@ -204,7 +211,7 @@ def decorate(report: pytest.TestReport) -> None:
         if hidden != original:
             report.longrepr = hidden
         return
-    text = render(payload, evidence=crash_message(report)).text()
+    text = render(payload).text()
     if _VERDICT not in original:
         # Not a verdict but a crashed probe or check: its fixer needs the traceback.
         text += "\n\ntraceback:\n" + redact(original, extra)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stackcheck.config import Stack
-from stackcheck.model import REF_KEY
+from stackcheck.model import REF_KEY, CheckRef
 from stackcheck.report import escalation, metrics, note, summary, terminal
 from stackcheck.report.catalogue import CATALOGUE
 from stackcheck.report.escalation import Incident
@@ -21,7 +21,7 @@ STATE_FILE = "incident.json"
 
 def _check_of(item: pytest.Item) -> str | None:
     ref = item.stash.get(REF_KEY, None)
-    if ref is not None:
+    if isinstance(ref, CheckRef):  # not an empty parameter set's placeholder
         return ref.check
     # The collector may stash its refs after this hook ran; the test id
     # convention (test_<check>[...]) names the check all the same.
