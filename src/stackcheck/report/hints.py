@@ -18,8 +18,8 @@ from stackcheck.report import graph, registry
 from stackcheck.report.catalogue import CATALOGUE, RUNBOOK, STEPS, Entry, Safety
 from stackcheck.report.redact import redact
 
-# Live values worth showing beside the evidence, in this order.
-FACTS = (
+# The live values worth quoting beside each check's evidence, in this order.
+_CONTAINER = (
     "container",
     "state",
     "exit_code",
@@ -29,10 +29,9 @@ FACTS = (
     "started_at",
     "finished_at",
     "health_status",
-    "mem_usage_mb",
-    "mem_limit_mb",
-    "mem_percent",
-    "cpu_percent",
+)
+_STATS = ("container", "mem_usage_mb", "mem_limit_mb", "mem_percent", "cpu_percent")
+_PG = (
     "pg_outcome",
     "connections_in_use",
     "connections_usable",
@@ -41,10 +40,24 @@ FACTS = (
     "pg_host",
     "pg_port",
     "pg_dbname",
-    "health_url",
-    "http_status",
-    "target_port",
 )
+_NET = ("container", "target_address", "target_port")
+FACTS = {
+    "container_running": _CONTAINER,
+    "container_stable": _CONTAINER,
+    "container_healthy": ("container", "state", "health_status"),
+    "logs_clean": ("container", "state", "restart_count"),
+    "memory_headroom": _STATS,
+    "cpu_headroom": _STATS,
+    "pg_ready": _PG,
+    "pg_connections": _PG,
+    "net_resolve": _NET,
+    "net_ping": _NET,
+    "net_port": _NET,
+    "http_health": ("health_url", "http_status"),
+}
+# Docker's "never": a container that has not stopped yet has this finished_at.
+_ZERO_TIME = "0001-01-01T00:00:00Z"
 MAX_LOG_LINES = 10
 # How pytest names a check's own verdict in a failure report.
 _VERDICT = f"{CheckFailed.__module__}.{CheckFailed.__qualname__}:"
@@ -160,7 +173,9 @@ def render(payload: Payload, key: str | None = None, evidence: str | None = None
         if dependents or "$dependents" not in c.template
     )
     facts = tuple(
-        (name, redact(str(context[name]), extra)) for name in FACTS if context.get(name) is not None
+        (name, redact(str(context[name]), extra))
+        for name in FACTS[ref.check]
+        if context.get(name) is not None and context[name] != _ZERO_TIME
     )
     logs = [redact(str(line), extra) for line in context.get("log_lines") or ()]
     found = payload.get("evidence") or evidence
