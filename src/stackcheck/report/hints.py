@@ -141,11 +141,10 @@ class _Values(dict[str, str]):
         return f"<{key}>"
 
 
-def render(payload: Payload, key: str | None = None, evidence: str | None = None) -> Hint:
+def render(payload: Payload, key: str | None = None) -> Hint:
     """The hint for one check's payload; every string in it is already redacted.
 
-    ``key`` names the check in the output (default ``service:check``); ``evidence``
-    stands in when the payload has none (a probe that crashed).
+    ``key`` names the check in the output (default ``service:check``).
     """
     extra = payload.get("secrets") or ()
     ref = ref_of(payload)
@@ -178,18 +177,18 @@ def render(payload: Payload, key: str | None = None, evidence: str | None = None
         if context.get(name) is not None and context[name] != _ZERO_TIME
     )
     logs = [redact(str(line), extra) for line in context.get("log_lines") or ()]
-    found = payload.get("evidence") or evidence
+    evidence = payload.get("evidence")
     return Hint(
         key=key or ref.key,
         entry=entry,
-        evidence=redact(found, extra) if found else None,
+        evidence=redact(evidence, extra) if evidence else None,
         commands=commands,
         facts=facts,
         log_lines=tuple(logs[-MAX_LOG_LINES:]),
     )
 
 
-def crash_message(report: pytest.TestReport) -> str | None:
+def _crash_message(report: pytest.TestReport) -> str | None:
     """The one-line reason pytest keeps for a failure or error, if any."""
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
@@ -217,7 +216,7 @@ def decorate(report: pytest.TestReport) -> None:
         return
     if payload.get("evidence") is None:
         # Read while pytest's structured report is still there, for every output.
-        crash = crash_message(report)
+        crash = _crash_message(report)
         payload["evidence"] = redact(crash, extra) if crash else None
     original = str(report.longrepr)
     if report.when != "call":

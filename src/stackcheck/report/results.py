@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from stackcheck.model import CheckRef, Payload
-from stackcheck.report.hints import crash_message, ref_of
+from stackcheck.report.hints import ref_of
 from stackcheck.report.redact import redact
 
 # When phases disagree, the stronger outcome is the check's: a failed verdict
@@ -52,9 +52,8 @@ class Results:
             # On a tie the call phase speaks: its payload has the probe's findings.
             if not stronger and not (outcome == previous.outcome and report.when == "call"):
                 return
+        # decorate() has put the crash line there when the collector had none.
         evidence = payload.get("evidence")
-        if evidence is None and outcome in ("failed", "error"):
-            evidence = crash_message(report)
         self._by_nodeid[report.nodeid] = CheckResult(
             ref=ref_of(payload),
             nodeid=report.nodeid,

@@ -95,7 +95,7 @@ def build(
                 result=r,
                 label=label(r.ref),
                 caused_by=label(analysis.cause[r.ref]) if r.ref in analysis.cause else None,
-                hint=render(r.payload, label(r.ref), r.evidence) if r.failing else None,
+                hint=render(r.payload, label(r.ref)) if r.failing else None,
             )
             for r in sorted(mine, key=lambda r: causes.order(stack, r.ref))
         ]
