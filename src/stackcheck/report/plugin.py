@@ -19,26 +19,17 @@ from stackcheck.report.run import Run, build
 STATE_FILE = "incident.json"
 
 
-def _check_of(item: pytest.Item) -> str | None:
-    ref = item.stash.get(REF_KEY, None)
-    if isinstance(ref, CheckRef):  # not an empty parameter set's placeholder
-        return ref.check
-    # The collector may stash its refs after this hook ran; the test id
-    # convention (test_<check>[...]) names the check all the same.
-    name = getattr(item, "originalname", item.name).removeprefix("test_")
-    return name if name in CATALOGUE else None
-
-
 class AlertMarkers:
     """Marks each check with the alerts that call for it, so ``-m ALERT`` selects."""
 
     # Before the mark plugin's own modifyitems deselects by -m.
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # The collector stashes each item's ref as it is collected, before this.
         for item in items:
-            check = _check_of(item)
-            if check is not None:
-                for alert in CATALOGUE[check].alerts:
+            ref = item.stash.get(REF_KEY, None)
+            if isinstance(ref, CheckRef):  # not an empty parameter set's placeholder
+                for alert in CATALOGUE[ref.check].alerts:
                     item.add_marker(alert)
 
 
@@ -65,12 +56,7 @@ class Reporter:
         return path
 
     def _partial(self) -> bool:
-        option = self.config.option
-        return bool(
-            getattr(option, "markexpr", "")
-            or getattr(option, "keyword", "")
-            or getattr(option, "deselect", None)
-        )
+        return any(self.config.getoption(o) for o in ("markexpr", "keyword", "deselect"))
 
     def pytest_sessionstart(self) -> None:
         self.started_at = datetime.now(UTC)
