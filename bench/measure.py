@@ -76,9 +76,11 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float, log: 
 
         def sample() -> None:
             nonlocal peak, hwm
-            while not finished.wait(SAMPLE_EVERY_S):
+            while True:  # first sample at once: a run may end before the second
                 total, largest = tree_rss(proc.pid)
                 peak, hwm = max(peak, total), max(hwm, largest)
+                if finished.wait(SAMPLE_EVERY_S):
+                    break
 
         def kill() -> None:
             with contextlib.suppress(ProcessLookupError):
@@ -90,6 +92,10 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float, log: 
         killer.start()
         try:
             _, status = os.waitpid(proc.pid, 0)
+        except BaseException:  # Ctrl-C: the child has its own session and did not get it
+            kill()
+            os.waitpid(proc.pid, 0)
+            raise
         finally:
             wall = time.monotonic() - started
             killer.cancel()
