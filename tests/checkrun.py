@@ -19,6 +19,7 @@ class CheckRun:
     stdout: str
     stderr: str
     wall_s: float
+    junit: Path
     outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/...
     messages: dict[str, str] = field(default_factory=dict)  # test id -> failure text
 
@@ -58,7 +59,7 @@ def run_checks(
         timeout=timeout,
         check=False,
     )
-    run = CheckRun(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    run = CheckRun(done.returncode, done.stdout, done.stderr, time.monotonic() - started, junit)
     if junit.exists():
         for case in ET.parse(junit).getroot().iter("testcase"):
             name = case.get("name", "")
