@@ -144,3 +144,17 @@ def test_xdist_gives_the_same_verdicts(testbed, fault, tmp_path: Path) -> None:
     run = run_checks("--stack", str(stack_file), "-n", "2", tmp_path=tmp_path)
     assert run.returncode == 1
     assert run.failed() == EXPECTED_FAILURES["db-stopped"]
+
+
+def test_non_utf8_log_bytes_are_evidence_not_a_crash(testbed, tmp_path: Path) -> None:
+    stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    try:
+        testbed.exec(
+            "backend", ["sh", "-c", r"printf 'ERROR bad bytes \377\376\300 here\n' >/proc/1/fd/2"]
+        )
+        run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    finally:
+        testbed.reset()
+    assert run.failed() == {"test_logs_clean[backend]"}
+    assert "ERROR bad bytes \ufffd\ufffd\ufffd here" in run.messages["test_logs_clean[backend]"]
+    assert "Traceback" not in run.stdout + run.stderr
