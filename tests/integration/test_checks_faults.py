@@ -17,7 +17,9 @@ import pytest
 
 from tests.checkrun import run_checks
 
-BOUND_S = 5.0 + 5.0  # timeouts.probe_s + start-up margin, as README.md documents
+# A hang detector, not a timing: timeouts.probe_s plus a margin wide enough for a
+# loaded CI machine. The documented bound (probe_s + about 1 s) is measured in bench/.
+BOUND_S = 5.0 + 5.0
 
 NET = {"test_net_resolve[backend->db]", "test_net_ping[backend->db]", "test_net_port[backend->db]"}
 BACKEND_STATS = {"test_memory_headroom[backend]", "test_cpu_headroom[backend]"}
