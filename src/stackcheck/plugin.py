@@ -25,7 +25,6 @@ from stackcheck.probes.facts import (
     PgFacts,
     StatsFacts,
 )
-from stackcheck.redact import redact_text
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -159,12 +158,7 @@ class Collector:
         rep.stackcheck = payload.build(  # type: ignore[attr-defined]
             ref, stack, self.facts.peek(stack), evidence, self.secrets
         )
-        if rep.failed:
-            text = str(rep.longrepr)
-            clean = redact_text(text, self.secrets)
-            if clean != text:
-                rep.longrepr = clean
-        report.hints.decorate(rep)
+        report.hints.decorate(rep)  # also masks passwords in the report's text
         return rep
 
 
