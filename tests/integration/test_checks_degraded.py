@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from stackcheck.probes.gather import PROBES_FOR_CHECK
 from tests.checkrun import run_checks
 
 
@@ -140,15 +141,9 @@ def test_unreachable_engine_fails_docker_checks_and_runs_the_rest(
     assert run.returncode == 1
     assert run.outcomes.pop("test_http_health[api]") == "passed"
     docker_checks = {
-        f"test_{name}[api]"
-        for name in (
-            "container_running",
-            "container_stable",
-            "container_healthy",
-            "logs_clean",
-            "memory_headroom",
-            "cpu_headroom",
-        )
+        f"test_{check}[api]"
+        for check, probe in PROBES_FOR_CHECK.items()
+        if probe in ("container", "logs", "stats")
     }
     assert run.failed() == docker_checks, run.outcomes
     for test_id in docker_checks:
