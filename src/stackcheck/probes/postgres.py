@@ -61,16 +61,20 @@ def _outcome(exc: psycopg.Error) -> str:
     return "accepting"  # the server answered, if only to refuse us
 
 
-def probe(service: str, dsn: str, connect_s: float) -> PgFacts:
-    facts = describe(service, dsn)
-    conninfo = make_conninfo(
+def session_conninfo(dsn: str, connect_s: float) -> str:
+    """The DSN as the probe uses it: a named, read-only session with a statement timeout."""
+    return make_conninfo(
         dsn,
         connect_timeout=max(2, int(connect_s)),  # libpq reads anything lower as 2
         application_name="stackcheck",
         options="-c default_transaction_read_only=on -c statement_timeout=2000",
     )
+
+
+def probe(service: str, dsn: str, connect_s: float) -> PgFacts:
+    facts = describe(service, dsn)
     try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with psycopg.connect(session_conninfo(dsn, connect_s), autocommit=True) as conn:
             row = conn.execute(HEADROOM_SQL).fetchone()
     except psycopg.Error as exc:
         text = " ".join(str(exc).split())
