@@ -96,7 +96,6 @@ def build(
         **asdict(ref),
         "compose_project": stack.compose_project,
         "evidence": evidence,
-        "secrets": [],
         "duration_s": probe_duration(ref, facts) if facts else 0.0,
         "context": context_for(ref, stack, facts) if facts else {},
     }

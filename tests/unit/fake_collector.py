@@ -115,7 +115,6 @@ def pytest_runtest_makereport(item, call):
         "service": ref.service,
         "target": ref.target,
         "evidence": evidence,
-        "secrets": [],
         "duration_s": 0.25,
         "context": {
             "compose_cmd": f"docker compose -p {stack.compose_project} -f /srv/compose.yml",

@@ -43,7 +43,6 @@ def payload(check: str, service: str, target: str | None = None, **context: Any)
         "service": service,
         "target": target,
         "evidence": "it broke",
-        "secrets": [],
         "duration_s": 0.1,
         "context": context,
     }

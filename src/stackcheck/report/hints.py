@@ -146,7 +146,6 @@ def render(payload: Payload, key: str | None = None) -> Hint:
 
     ``key`` names the check in the output (default ``service:check``).
     """
-    extra = payload.get("secrets") or ()
     ref = ref_of(payload)
     entry = CATALOGUE[ref.check]
     context: dict[str, Any] = payload.get("context") or {}
@@ -166,22 +165,22 @@ def render(payload: Payload, key: str | None = None) -> Hint:
     if ref.target:
         values["target"] = ref.target
     commands = tuple(
-        (c.safety, redact(Template(c.template).substitute(values), extra))
+        (c.safety, redact(Template(c.template).substitute(values)))
         for c in entry.commands
         # "restart the services that use it" means nothing when none do.
         if dependents or "$dependents" not in c.template
     )
     facts = tuple(
-        (name, redact(str(context[name]), extra))
+        (name, redact(str(context[name])))
         for name in FACTS[ref.check]
         if context.get(name) is not None and context[name] != _ZERO_TIME
     )
-    logs = [redact(str(line), extra) for line in context.get("log_lines") or ()]
+    logs = [redact(str(line)) for line in context.get("log_lines") or ()]
     evidence = payload.get("evidence")
     return Hint(
         key=key or ref.key,
         entry=entry,
-        evidence=redact(evidence, extra) if evidence else None,
+        evidence=redact(evidence) if evidence else None,
         commands=commands,
         facts=facts,
         log_lines=tuple(logs[-MAX_LOG_LINES:]),
@@ -210,23 +209,22 @@ def decorate(report: pytest.TestReport) -> None:
     payload = getattr(report, "stackcheck", None)
     if not isinstance(payload, dict):
         return
-    extra = payload.get("secrets") or ()
-    report.sections = [(title, redact(text, extra)) for title, text in report.sections]
+    report.sections = [(title, redact(text)) for title, text in report.sections]
     if not report.failed or report.longrepr is None:
         return
     if payload.get("evidence") is None:
         # Read while pytest's structured report is still there, for every output.
         crash = _crash_message(report)
-        payload["evidence"] = redact(crash, extra) if crash else None
+        payload["evidence"] = redact(crash) if crash else None
     original = str(report.longrepr)
     if report.when != "call":
         # A setup or teardown error keeps pytest's own report, passwords hidden.
-        hidden = redact(original, extra)
+        hidden = redact(original)
         if hidden != original:
             report.longrepr = hidden
         return
     text = render(payload).text()
     if _VERDICT not in original:
         # Not a verdict but a crashed probe or check: its fixer needs the traceback.
-        text += "\n\ntraceback:\n" + redact(original, extra)
+        text += "\n\ntraceback:\n" + redact(original)
     report.longrepr = text

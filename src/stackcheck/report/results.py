@@ -58,7 +58,7 @@ class Results:
             ref=ref_of(payload),
             nodeid=report.nodeid,
             outcome=outcome,
-            evidence=redact(evidence, payload.get("secrets") or ()) if evidence else None,
+            evidence=redact(evidence) if evidence else None,
             duration_s=float(payload.get("duration_s") or report.duration),
             payload=payload,
         )
