@@ -8,6 +8,7 @@ from typing import Any
 from stackcheck.config import Stack
 from stackcheck.model import CheckRef, Payload
 from stackcheck.probes.facts import StackFacts
+from stackcheck.probes.gather import PROBES_FOR_CHECK, probe_key
 from stackcheck.redact import redact
 
 
@@ -67,22 +68,9 @@ def context_for(ref: CheckRef, stack: Stack, facts: StackFacts) -> dict[str, Any
     return {k: v for k, v in ctx.items() if v is not None}
 
 
-PROBE_KEYS = {
-    "container": ("container:{s}",),
-    "logs": ("logs:{s}",),
-    "stats": ("stats:{s}",),
-    "pg": ("pg:{s}",),
-    "net": ("net:{s}->{t}",),
-    "http": ("http:{s}",),
-}
-
-
 def probe_duration(ref: CheckRef, facts: StackFacts) -> float:
-    from stackcheck.probes.gather import PROBES_FOR_CHECK
-
-    keys = PROBE_KEYS[PROBES_FOR_CHECK[ref.check]]
-    found = [facts.durations.get(k.format(s=ref.service, t=ref.target), 0.0) for k in keys]
-    return round(max(found, default=0.0), 3)
+    key = probe_key(PROBES_FOR_CHECK[ref.check], ref.service, ref.target)
+    return round(facts.durations.get(key, 0.0), 3)
 
 
 def build(

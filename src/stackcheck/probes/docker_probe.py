@@ -87,7 +87,7 @@ def container_facts(
     group: list[Container],
     stack: Stack,
 ) -> ContainerFacts:
-    facts = ContainerFacts(service=service, replicas=len(group))
+    facts = ContainerFacts(service=service)
     if not group:
         facts.compose_cmd = shlex.join(["docker", "compose", "-p", stack.compose_project])
         return facts

@@ -30,7 +30,6 @@ class ContainerFacts:
     recent_exit_codes: list[int] = field(default_factory=list)
     cpu_limit: float | None = None  # cores, None when unlimited
     compose_cmd: str = ""
-    replicas: int = 0
 
 
 @dataclass

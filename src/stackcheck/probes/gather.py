@@ -41,6 +41,11 @@ PROBES_FOR_CHECK = {
 }
 
 
+def probe_key(kind: str, service: str, target: str | None = None) -> str:
+    """How a probe's result and duration are filed: ``pg:db``, ``net:backend->db``."""
+    return f"{kind}:{service}->{target}" if target else f"{kind}:{service}"
+
+
 def _failed(result: Any) -> str | None:
     if isinstance(result, BaseException):
         return f"probe failed: {type(result).__name__}: {result}"
@@ -61,14 +66,14 @@ def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
     if "pg" in kinds:
         for service in pg_services:
             early.start(
-                f"pg:{service.name}",
+                probe_key("pg", service.name),
                 partial(postgres.probe, service.name, service.postgres_dsn or "", connect_s),
             )
     if "http" in kinds:
         for service in stack.services.values():
             if service.health_url:
                 early.start(
-                    f"http:{service.name}",
+                    probe_key("http", service.name),
                     partial(http.http_facts, service.name, service.health_url, deadline, connect_s),
                 )
 
@@ -79,9 +84,9 @@ def gather(stack: Stack, checks: Iterable[str]) -> StackFacts:
     results = early.collect()
     facts.durations.update(early.durations)
     for service in pg_services if "pg" in kinds else []:
-        pg = results[f"pg:{service.name}"]
-        if _failed(pg):
-            reason = _failed(pg)
+        pg = results[probe_key("pg", service.name)]
+        reason = _failed(pg)
+        if reason:
             pg = postgres.describe(service.name, service.postgres_dsn or "")
             pg.ping, pg.error = "no response", reason
         facts.pg[service.name] = pg
@@ -120,16 +125,20 @@ def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: Sta
         group = groups.get(name, [])
         if "container" in kinds:
             batch.start(
-                f"container:{name}",
+                probe_key("container", name),
                 partial(docker_probe.container_facts, client, name, group, stack),
             )
         if not group:
             continue
         first = group[0]
         if "stats" in kinds and first.status == "running":
-            batch.start(f"stats:{name}", partial(docker_probe.stats_facts, client, name, first))
+            batch.start(
+                probe_key("stats", name), partial(docker_probe.stats_facts, client, name, first)
+            )
         if "logs" in kinds:
-            batch.start(f"logs:{name}", partial(docker_probe.log_facts, first, name, stack.logs))
+            batch.start(
+                probe_key("logs", name), partial(docker_probe.log_facts, first, name, stack.logs)
+            )
     if "net" in kinds:
         step = max(1, min(3, int(stack.timeouts.connect_s)))
         for source, target in stack.edges():
@@ -137,7 +146,7 @@ def _gather_docker(stack: Stack, kinds: set[str], deadline: Deadline, facts: Sta
             port = stack.services[target].port
             if group and group[0].status == "running":
                 batch.start(
-                    f"net:{source}->{target}",
+                    probe_key("net", source, target),
                     partial(network.net_facts, group[0], source, target, port, step),
                 )
             else:
