@@ -42,7 +42,9 @@ test)
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy" src/stackcheck
-    "$PY" -m pytest tests/ "${@:2}"
+    # --testbed: the integration tests bring the testbed stack up (opt-in; a bare
+    # `pytest` deselects them so that it never starts containers).
+    "$PY" -m pytest tests/ --testbed "${@:2}"
     ;;
 down)
     "$PY" -m testbed down

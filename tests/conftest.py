@@ -5,6 +5,12 @@ STACKCHECK_TESTBED_PROJECT / _BACKEND_PORT / _DB_PORT; under pytest-xdist every
 worker gets its own project and ports. A lock file keeps two pytest sessions
 from sharing (and tearing down) the same project at once. Set
 STACKCHECK_TESTBED_KEEP=1 to leave the stack running after the session.
+
+Opt in: a bare `pytest` must never start containers (or install and start a
+Docker engine), so every test that uses the testbed, directly or through other
+fixtures, is deselected unless the run says --testbed or STACKCHECK_TESTBED=1.
+Deselected, not skipped: a skip reads as "fine here", a deselection says the test
+did not run at all, and CI (./run.sh test, tox -e integration) opts in.
 """
 
 from __future__ import annotations
@@ -25,6 +31,55 @@ from testbed import CANARY_PASSWORD, Testbed, TestbedError
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_WAIT_S = 900.0
 TIMINGS: list[tuple[str, float]] = []  # (what, seconds), printed at the end
+OPT_IN_ENV = "STACKCHECK_TESTBED"
+# `fault` and every other testbed-backed fixture request `testbed`, and an item's
+# fixturenames hold its whole fixture closure, so this one name finds them all.
+TESTBED_FIXTURE = "testbed"
+DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--testbed",
+        action="store_true",
+        default=False,
+        help=(
+            "run the tests that need the testbed: they bring up the testbed compose stack "
+            "(containers) on the Docker engine DOCKER_HOST points at (the local socket by "
+            "default) and, if no engine answers, first start one with testbed/engine.sh "
+            f"(as root on Debian it installs and starts dockerd). Same as {OPT_IN_ENV}=1. "
+            "Without it those tests are deselected."
+        ),
+    )
+
+
+def testbed_opted_in(config: pytest.Config) -> bool:
+    return bool(config.getoption("testbed")) or os.environ.get(OPT_IN_ENV) == "1"
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m, so the count is of tests that would have run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if testbed_opted_in(config):
+        return
+    keep: list[pytest.Item] = []
+    need: list[pytest.Item] = []
+    for item in items:
+        # Doctest items have no fixturenames; they cannot use the testbed.
+        (need if TESTBED_FIXTURE in getattr(item, "fixturenames", ()) else keep).append(item)
+    if need:
+        config.hook.pytest_deselected(items=need)
+        items[:] = keep
+    config.stash[DESELECTED] = len(need)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | list[str]:
+    count = config.stash.get(DESELECTED, 0)
+    if not count:
+        return []
+    how = "deselected; opt in with --testbed (./run.sh test does)"
+    if count == 1:
+        return f"1 test needs the testbed (it starts containers): {how}"
+    return f"{count} tests need the testbed (they start containers): {how}"
 
 
 def record_timing(what: str, seconds: float) -> None:
@@ -73,8 +128,12 @@ def _project_lock(project: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def testbed() -> Iterator[Testbed]:
+def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
     """The testbed stack, up and healthy; removed at the end of the session."""
+    if not testbed_opted_in(request.config):
+        # Reached only by a dynamic request.getfixturevalue("testbed"), which the
+        # collection-time deselection cannot see; fail loudly rather than start containers.
+        pytest.fail(f"the testbed fixture needs --testbed or {OPT_IN_ENV}=1", pytrace=False)
     if not _engine_answers():
         done = subprocess.run(
             [str(ROOT / "testbed" / "engine.sh")],

@@ -10,12 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import xmlschema
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.checkrun import ROOT
-
-JUNIT_XSD = ROOT.parent / "shared" / "schemas" / "junit-10.xsd"
+from tests.junit_schema import validate_junit
 
 
 def job_command() -> list[str]:
@@ -42,7 +40,7 @@ def test_smoke_job_healthy_then_failing(testbed, fault, tmp_path: Path) -> None:
     done = run_job(stack, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
     reports = tmp_path / "reports"
-    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(str(reports / "junit.xml"))
+    validate_junit(reports / "junit.xml")
     assert json.loads((reports / "summary.json").read_text())["status"] == "healthy"
     families = {
         f.name for f in text_string_to_metric_families((reports / "stackcheck.prom").read_text())
@@ -52,6 +50,6 @@ def test_smoke_job_healthy_then_failing(testbed, fault, tmp_path: Path) -> None:
     fault("backend-stopped")
     done = run_job(stack, tmp_path)
     assert done.returncode == 1
-    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(str(reports / "junit.xml"))
+    validate_junit(reports / "junit.xml")
     summary = json.loads((reports / "summary.json").read_text())
     assert summary["root_causes"] == ["backend:container_running"]
