@@ -2,8 +2,12 @@
 
 import pytest
 
-from stackcheck.plugin import activate
+import stackcheck.plugin
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    stackcheck.plugin.install(pluginmanager)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    activate(config)
+    stackcheck.plugin.activate(config, __file__)

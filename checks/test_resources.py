@@ -1,10 +1,20 @@
 """Runbook Quick diagnosis 4 and Step 3: memory and CPU against the container's limits."""
 
-from stackcheck import expect
+from stackcheck import Fix, Layer, check, expect
 from stackcheck.config import Stack
 from stackcheck.probes.facts import ContainerFacts, StatsFacts
+from stackcheck.runbook import ALL, DIAGNOSE_RESOURCES, RESOLVE_RESOURCES, STATS, UP
+
+RELIEVE = Fix(RESOLVE_RESOURCES, (STATS, UP))
 
 
+@check(
+    title="memory use below the limit",
+    layer=Layer.RESOURCES,
+    step=DIAGNOSE_RESOURCES,
+    fix=RELIEVE,
+    alerts=(*ALL, "high_error_rate"),
+)
 def test_memory_headroom(stats: StatsFacts, stack: Stack) -> None:
     expect(stats.error is None, stats.error or "")
     expect(stats.mem_limit > 0, f"{stats.service}: the engine reported no memory limit")
@@ -18,6 +28,13 @@ def test_memory_headroom(stats: StatsFacts, stack: Stack) -> None:
     )
 
 
+@check(
+    title="CPU use below the limit",
+    layer=Layer.RESOURCES,
+    step=DIAGNOSE_RESOURCES,
+    fix=RELIEVE,
+    alerts=(*ALL, "high_error_rate"),
+)
 def test_cpu_headroom(stats: StatsFacts, container: ContainerFacts, stack: Stack) -> None:
     expect(stats.error is None, stats.error or "")
     cores = container.cpu_limit or stats.online_cpus

@@ -1,5 +1,24 @@
-"""stackcheck: the "API Service Down" runbook as a pytest health-check suite."""
+"""stackcheck: the "API Service Down" runbook as a pytest health-check suite.
 
-from stackcheck.model import CheckFailed, expect
+A check is a test function that asserts on facts, declared with ``@check``::
 
-__all__ = ["CheckFailed", "expect"]
+    from stackcheck import Command, Fix, Layer, Safety, Step, check, expect
+
+See README.md, "Adding a check".
+"""
+
+from stackcheck.definition import Check, Command, Fix, Layer, Safety, Step, check
+from stackcheck.model import CheckFailed, CouldNotCheck, expect
+
+__all__ = [
+    "Check",
+    "CheckFailed",
+    "Command",
+    "CouldNotCheck",
+    "Fix",
+    "Layer",
+    "Safety",
+    "Step",
+    "check",
+    "expect",
+]

@@ -27,6 +27,7 @@ class Thresholds:
     memory_percent: float = 90.0
     cpu_percent: float = 90.0
     pg_connections_percent: float = 80.0
+    data_disk_percent: float = 90.0
     stable_window_s: float = 300.0
 
 
@@ -51,6 +52,9 @@ class Service:
     health_url: str | None = None
     port: int | None = None
     postgres_dsn: str | None = None
+    # Checks that cannot run on this service by design (e.g. no ping in a slim
+    # image): skipped with this reason, instead of "could not check" every run.
+    gaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "memory_percent": ((int, float), "memory use that fails memory_headroom, % of limit"),
         "cpu_percent": ((int, float), "CPU use that fails cpu_headroom, % of limit"),
         "pg_connections_percent": ((int, float), "connections that fail pg_connections, %"),
+        "data_disk_percent": (
+            (int, float),
+            "use of the database's data filesystem that fails pg_data_disk, %",
+        ),
         "stable_window_s": ((int, float), "restarts or OOM kills this recent fail stability"),
     },
     "timeouts": {
@@ -110,6 +118,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "health_url": (str, "HTTP URL that must answer 200"),
         "port": (int, "port the others reach it on inside the compose network"),
         "postgres_dsn": (str, "libpq URL or key=value string; enables the PostgreSQL checks"),
+        "gaps": (list, "checks this service cannot support by design (skipped, not blind)"),
     },
 }
 
@@ -136,11 +145,23 @@ def _check_table(path: Path, where: str, table: Any, schema_key: str) -> dict[st
             raise StackFileError(f"{path}: '{where}.{key}' must be a list of strings")
         if isinstance(value, int | float) and value <= 0:
             raise StackFileError(f"{path}: '{where}.{key}' must be greater than 0")
+        if key.endswith("_percent") and isinstance(value, int | float) and value > 100:
+            raise StackFileError(f"{path}: '{where}.{key}' must be at most 100")
     return table
+
+
+# Compose's own rule for service names; anything else cannot be a service label,
+# and would reach commands and reports.
+SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 
 
 def _service(path: Path, name: str, table: Any) -> Service:
     where = f"services.{name}"
+    if not SERVICE_NAME.fullmatch(name):
+        raise StackFileError(
+            f"{path}: service name {name[:64]!r} is not a compose service name "
+            "(letters, digits, '_', '.', '-'; at most 63 characters)"
+        )
     data = _check_table(path, where, table, "services.*")
     url = data.get("health_url")
     if url is not None:
@@ -167,6 +188,7 @@ def _service(path: Path, name: str, table: Any) -> Service:
         health_url=url,
         port=port,
         postgres_dsn=dsn,
+        gaps=tuple(data.get("gaps", ())),
     )
 
 

@@ -7,27 +7,12 @@ from typing import Any, NoReturn
 
 import pytest
 
-# The twelve checks, in the runbook's diagnosis order.
-CHECKS = (
-    "container_running",
-    "container_stable",
-    "container_healthy",
-    "logs_clean",
-    "memory_headroom",
-    "cpu_headroom",
-    "pg_ready",
-    "pg_connections",
-    "net_resolve",
-    "net_ping",
-    "net_port",
-    "http_health",
-)
-NETWORK_CHECKS = ("net_resolve", "net_ping", "net_port")
+from stackcheck.definition import Fix
 
 
 @dataclass(frozen=True)
 class CheckRef:
-    """Which check ran on what: ``target`` is the ``to`` service of a network check."""
+    """Which check ran on what: ``target`` is the ``to`` service of an edge check."""
 
     stack: str
     check: str
@@ -35,10 +20,13 @@ class CheckRef:
     target: str | None = None
 
     @property
+    def where(self) -> str:
+        return f"{self.service}->{self.target}" if self.target else self.service
+
+    @property
     def key(self) -> str:
         """The ``service:check`` name the reports use (``from->to:check`` for edges)."""
-        where = f"{self.service}->{self.target}" if self.target else self.service
-        return f"{where}:{self.check}"
+        return f"{self.where}:{self.check}"
 
 
 # Set on every check item at collection.
@@ -50,15 +38,31 @@ Payload = dict[str, Any]
 
 
 class CheckFailed(AssertionError):
-    """A check's verdict: the message is the evidence, shown as is."""
+    """A check's verdict: the stack is wrong. The message is the evidence, shown as is."""
+
+    def __init__(self, evidence: str, fix: Fix | None = None) -> None:
+        super().__init__(evidence)
+        self.fix = fix
 
 
-def expect(condition: object, evidence: str) -> None:
-    """Fail the current check with ``evidence`` unless ``condition`` holds."""
+class CouldNotCheck(Exception):
+    """The checker's own way in failed (engine unreachable, tool missing...).
+
+    Raised by the fact fixtures, so pytest reports it as an error in setup
+    (JUnit ``<error>``), never as a failure of the stack.
+    """
+
+
+def expect(condition: object, evidence: str, fix: Fix | None = None) -> None:
+    """Fail the current check with ``evidence`` unless ``condition`` holds.
+
+    ``fix`` names another of the check's fixes (``other_fixes``) when this
+    failure calls for it, e.g. an OOM kill for the memory step.
+    """
     if not condition:
-        _fail(evidence)
+        _fail(evidence, fix)
 
 
-def _fail(evidence: str) -> NoReturn:
+def _fail(evidence: str, fix: Fix | None) -> NoReturn:
     __tracebackhide__ = True
-    raise CheckFailed(evidence)
+    raise CheckFailed(evidence, fix)

@@ -6,86 +6,156 @@ from dataclasses import asdict
 from typing import Any
 
 from stackcheck.config import Stack
+from stackcheck.definition import Check, Fix
 from stackcheck.model import CheckRef, Payload
+from stackcheck.probes.docker_probe import compose_command, docker_command
 from stackcheck.probes.facts import StackFacts
-from stackcheck.probes.gather import PROBES_FOR_CHECK, probe_key
 from stackcheck.redact import redact
+from stackcheck.where import needs_of
 
 
 def _mib(value: int) -> float:
     return round(value / 2**20, 1)
 
 
-def context_for(ref: CheckRef, stack: Stack, facts: StackFacts) -> dict[str, Any]:
-    """The live values a hint may quote for this check."""
-    ctx: dict[str, Any] = {}
+def _container(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
     container = facts.containers.get(ref.service)
-    if container is not None:
-        ctx.update(
-            container=container.name or None,
-            container_id=container.id[:12] or None,
-            state=container.state,
-            exit_code=container.exit_code,
-            oom_killed=container.oom_killed or container.recent_ooms > 0,
-            restart_count=container.restart_count,
-            recent_restarts=container.recent_dies,
-            started_at=container.started_at,
-            finished_at=container.finished_at,
-            health_status=container.health_status,
-            compose_cmd=container.compose_cmd or None,
-        )
-    logs = facts.logs.get(ref.service)
-    if logs is not None and logs.matches:
-        ctx["log_lines"] = list(logs.matches)
+    if container is None or container.blind:
+        return {}
+    return {
+        "container": container.name or None,
+        "container_id": container.id[:12] or None,
+        "state": container.state,
+        "exit_code": container.exit_code,
+        "oom_killed": container.oom_killed or container.recent_ooms > 0,
+        "restart_count": container.restart_count,
+        "recent_restarts": container.recent_dies,
+        "started_at": container.started_at,
+        "finished_at": container.finished_at,
+        "health_status": container.health_status,
+        "mem_limit_mb": _mib(container.mem_limit) if container.mem_limit else None,
+    }
+
+
+def _stats(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
     stats = facts.stats.get(ref.service)
-    if stats is not None and stats.error is None and stats.mem_limit:
-        ctx.update(
-            mem_usage_mb=_mib(stats.mem_usage),
-            mem_limit_mb=_mib(stats.mem_limit),
-            mem_percent=round(100 * stats.mem_usage / stats.mem_limit, 1),
-            cpu_percent=round(stats.cpu_percent, 1),
-        )
+    if stats is None or stats.blind or stats.error or not stats.mem_limit:
+        return {}
+    return {
+        "mem_usage_mb": _mib(stats.mem_usage),
+        "mem_limit_mb": _mib(stats.mem_limit),
+        "mem_percent": round(100 * stats.mem_usage / stats.mem_limit, 1),
+        "cpu_percent": round(stats.cpu_percent, 1),
+    }
+
+
+def _logs(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
+    logs = facts.logs.get(ref.service)
+    return {"log_lines": list(logs.matches)} if logs is not None and logs.matches else {}
+
+
+def _pg(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
     pg = facts.pg.get(ref.service)
-    if pg is not None:
-        ctx.update(
-            pg_outcome=pg.ping,
-            connections_in_use=pg.in_use,
-            connections_usable=pg.usable,
-            max_connections=pg.max_connections,
-            pg_user=pg.user,
-            pg_host=pg.host,
-            pg_port=pg.port,
-            pg_dbname=pg.dbname,
-        )
+    if pg is None:
+        return {}
+    return {
+        "pg_outcome": pg.ping,
+        "connections_in_use": pg.in_use,
+        "connections_usable": pg.usable,
+        "max_connections": pg.max_connections,
+        "pg_user": pg.user,
+        "pg_host": pg.host,
+        "pg_port": pg.port,
+        "pg_dbname": pg.dbname,
+    }
+
+
+def _net(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
+    net = facts.net.get((ref.service, ref.target or ""))
+    return {"target_address": net.address} if net is not None and net.address else {}
+
+
+def _http(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
     http = facts.http.get(ref.service)
-    if http is not None:
-        ctx.update(health_url=http.url, http_status=http.status)
+    return {} if http is None else {"health_url": http.url, "http_status": http.status}
+
+
+def _datafs(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
+    fs = facts.datafs.get(ref.service)
+    if fs is None or fs.blind:
+        return {}
+    found: dict[str, Any] = {"data_dir": fs.path, "data_mount": fs.mount}
+    if fs.size_kb:
+        found.update(
+            data_used_percent=round(fs.used_percent, 1),
+            data_free_mb=round(fs.avail_kb / 1024, 1),
+        )
+    return found
+
+
+def _command(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
+    found = facts.commands.get((ref.check, ref.service))
+    return {} if found is None else {"exit_code": found.exit_code}
+
+
+# The live values each fact fixture offers a hint, by fixture name.
+CONTEXT = {
+    "container": _container,
+    "stats": _stats,
+    "logs": _logs,
+    "pg": _pg,
+    "net": _net,
+    "http": _http,
+    "datafs": _datafs,
+    "command": _command,
+}
+
+
+def context_for(ref: CheckRef, check: Check, stack: Stack, facts: StackFacts) -> dict[str, Any]:
+    """The live values a hint may quote: those of the facts the check read."""
+    ctx: dict[str, Any] = {}
+    for kind in check.facts:
+        ctx.update(CONTEXT[kind](ref, facts))
+    # Where to type the commands: the compose labels of the service's container.
+    container = facts.containers.get(ref.service)
+    labelled = container is not None and container.compose_cmd
+    ctx["compose_cmd"] = (
+        container.compose_cmd
+        if container and labelled
+        else compose_command({}, stack.compose_project, stack)
+    )
+    ctx["docker_cmd"] = docker_command(stack)
+    if container is not None and container.name:
+        ctx.setdefault("container", container.name)
     if ref.target is not None:
         ctx["target_port"] = stack.services[ref.target].port
-        net = facts.net.get((ref.service, ref.target))
-        if net is not None and net.address:
-            ctx["target_address"] = net.address
     return {k: v for k, v in ctx.items() if v is not None}
 
 
-def probe_duration(ref: CheckRef, facts: StackFacts) -> float:
-    key = probe_key(PROBES_FOR_CHECK[ref.check], ref.service, ref.target)
-    return round(facts.durations.get(key, 0.0), 3)
+def probe_duration(ref: CheckRef, check: Check, facts: StackFacts) -> float:
+    """The time of the slowest probe the check read."""
+    times = [facts.durations.get(n.key, 0.0) for n in needs_of(ref, check)]
+    return round(max(times, default=0.0), 3)
 
 
 def build(
     ref: CheckRef,
+    check: Check,
     stack: Stack,
     facts: StackFacts | None,
+    outcome: str,
     evidence: str | None,
+    fix: Fix | None,
     secrets: list[str],
 ) -> Payload:
     payload: Payload = {
         **asdict(ref),
         "compose_project": stack.compose_project,
+        "outcome": outcome,
         "evidence": evidence,
-        "duration_s": probe_duration(ref, facts) if facts else 0.0,
-        "context": context_for(ref, stack, facts) if facts else {},
+        "duration_s": probe_duration(ref, check, facts) if facts else 0.0,
+        "context": context_for(ref, check, stack, facts) if facts else {},
+        "definition": check.to_payload(fix),
     }
     redacted: Payload = redact(payload, secrets)
     return redacted

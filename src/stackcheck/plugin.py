@@ -1,8 +1,16 @@
 """The pytest side of the suite: options, which checks run on what, their facts and reports.
 
-Loaded everywhere through the ``pytest11`` entry point, but it only declares
-options and fixtures until a check directory's conftest calls ``activate``:
-``pytest tests/`` never reads a stack file or talks to Docker.
+Inert until a check directory's conftest switches it on, in two lines::
+
+    def pytest_addoption(parser, pluginmanager):
+        stackcheck.plugin.install(pluginmanager)
+
+    def pytest_configure(config):
+        stackcheck.plugin.activate(config, __file__)
+
+So no option, fixture or hook of it reaches a pytest session that does not run
+checks (there is no ``pytest11`` entry point), and ``-p no:stackcheck`` switches
+it off with a one-line usage error instead of a traceback.
 """
 
 from __future__ import annotations
@@ -10,21 +18,56 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stackcheck import payload, report
 from stackcheck.config import Stack, StackFileError, load_stack
-from stackcheck.model import CHECKS, NETWORK_CHECKS, REF_KEY, CheckFailed, CheckRef
-from stackcheck.probes import StackFacts, gather
+from stackcheck.definition import FACT_FIXTURES, Check, Fix, definition_of
+from stackcheck.model import REF_KEY, CheckFailed, CheckRef, CouldNotCheck
 from stackcheck.probes.facts import (
+    CommandFacts,
     ContainerFacts,
+    DataFsFacts,
     HttpFacts,
     LogFacts,
     NetFacts,
     PgFacts,
+    StackFacts,
     StatsFacts,
 )
+from stackcheck.probes.gather import Need, gather
+from stackcheck.runbook import ALERTS
+from stackcheck.where import needs_of, refs
+
+NAME = "stackcheck"
+CHECK_KEY = pytest.StashKey[Check]()
+NOT_APPLICABLE = "not-applicable"
+
+
+class Hooks:
+    """Hooks stackcheck adds to pytest."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_stackcheck_gather(self, stack: Stack, needs: frozenset[Need]) -> StackFacts | None:
+        """Gather the facts ``needs`` names about ``stack`` (default: the probes).
+
+        Runs in a thread of its own. Tests implement it to fabricate facts.
+        """
+
+
+def install(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register this plugin once (from a conftest's ``pytest_addoption``)."""
+    if pluginmanager.has_plugin(NAME) or pluginmanager.is_blocked(NAME):
+        return
+    import stackcheck.plugin as this
+
+    pluginmanager.register(this, NAME)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(Hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,8 +83,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     report.add_options(parser)
 
 
-def activate(config: pytest.Config) -> None:
-    """Load the stack files and switch the checks on; a bad file is a usage error (exit 4)."""
+@pytest.hookimpl(trylast=True)
+def pytest_stackcheck_gather(stack: Stack, needs: frozenset[Need]) -> StackFacts:
+    return gather(stack, needs)
+
+
+def activate(config: pytest.Config, conftest: str | Path) -> None:
+    """Switch the checks of ``conftest``'s directory on; a bad stack file is a usage error."""
+    directory = Path(conftest).resolve().parent
+    if not config.pluginmanager.has_plugin(NAME):
+        raise pytest.UsageError(
+            f"the checks in {directory} need the stackcheck plugin, which is switched off "
+            "(-p no:stackcheck) or was never installed (stackcheck.plugin.install)"
+        )
+    collector = config.stash.get(COLLECTOR_KEY, None)
+    if collector is not None:  # a second check directory in the same run
+        collector.directories.add(directory)
+        return
     paths = [Path(p) for p in config.getoption("stack")] or [config.rootpath / "stack.toml"]
     try:
         stacks = [load_stack(p) for p in paths]
@@ -51,22 +109,31 @@ def activate(config: pytest.Config) -> None:
     for name in names:
         if names.count(name) > 1:
             raise pytest.UsageError(f"two stack files name the stack '{name}': names must differ")
-    collector = Collector(stacks)
+    collector = Collector(config, stacks, directory)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "stackcheck-collector")
-    report.register(config, stacks)
+    for marker, description in ALERTS.items():
+        config.addinivalue_line("markers", f"{marker}: {description}")
+    report.register(config, stacks, collector)
 
 
 class FactsRun:
     """One gathering per stack per process, started as soon as collection ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self._facts: dict[str, StackFacts] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._errors: dict[str, str] = {}
 
-    def start(self, stack: Stack, checks: set[str]) -> None:
+    def start(self, stack: Stack, needs: frozenset[Need]) -> None:
         def work() -> None:
-            self._facts[stack.name] = gather(stack, checks)
+            try:
+                found = self.config.hook.pytest_stackcheck_gather(stack=stack, needs=needs)
+            except Exception as exc:  # a bug in gathering must not hang or crash the run
+                self._errors[stack.name] = f"{type(exc).__name__}: {exc}"
+                return
+            self._facts[stack.name] = found
 
         thread = threading.Thread(target=work, name=f"gather:{stack.name}", daemon=True)
         self._threads[stack.name] = thread
@@ -75,11 +142,12 @@ class FactsRun:
     def get(self, stack: Stack) -> StackFacts:
         thread = self._threads.get(stack.name)
         if thread is None:
-            raise RuntimeError(f"facts for stack '{stack.name}' were never gathered")
+            raise CouldNotCheck(f"facts for stack '{stack.name}' were never gathered")
         # gather() is bounded by the probe deadline; the margin only guards a bug.
-        thread.join(timeout=2 * stack.timeouts.probe_s + 5)
+        thread.join(timeout=stack.timeouts.probe_s + 5)
         if stack.name not in self._facts:
-            raise RuntimeError(f"gathering facts for '{stack.name}' did not finish")
+            why = self._errors.get(stack.name, "did not finish")
+            raise CouldNotCheck(f"gathering facts for '{stack.name}' failed: {why}")
         return self._facts[stack.name]
 
     def peek(self, stack: Stack) -> StackFacts | None:
@@ -87,55 +155,103 @@ class FactsRun:
 
 
 class Collector:
-    """Parametrises the checks over the stacks' services and reports on them."""
+    """Parametrises the checks over the stacks' services, gathers facts, labels reports."""
 
-    def __init__(self, stacks: list[Stack]) -> None:
+    def __init__(self, config: pytest.Config, stacks: list[Stack], directory: Path) -> None:
+        self.config = config
         self.stacks = {s.name: s for s in stacks}
-        self.facts = FactsRun()
+        self.directories = {directory}
+        self.facts = FactsRun(config)
         self.secrets = sorted({x for s in stacks for x in s.secrets()}, key=len, reverse=True)
-
-    def refs(self, check: str) -> list[CheckRef]:
-        found = []
-        for stack in self.stacks.values():
-            if check in NETWORK_CHECKS:
-                found += [
-                    CheckRef(stack.name, check, source, target)
-                    for source, target in stack.edges()
-                    if check != "net_port" or stack.services[target].port
-                ]
-                continue
-            for service in stack.services.values():
-                if check == "http_health" and not service.health_url:
-                    continue
-                if check.startswith("pg_") and not service.postgres_dsn:
-                    continue
-                found.append(CheckRef(stack.name, check, service.name))
-        return found
+        self.collected: set[str] = set()  # node ids of the check items to run
+        self.not_applicable: set[str] = set()
+        self.deselected_by_others = False
+        self.check_names: set[str] = set()
 
     def ref_id(self, ref: CheckRef) -> str:
-        where = f"{ref.service}->{ref.target}" if ref.target else ref.service
-        return f"{ref.stack}/{where}" if len(self.stacks) > 1 else where
+        return f"{ref.stack}/{ref.where}" if len(self.stacks) > 1 else ref.where
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        check = metafunc.definition.originalname.removeprefix("test_")
-        if check in CHECKS and "ref" in metafunc.fixturenames:
-            refs = self.refs(check)
-            metafunc.parametrize("ref", refs, ids=[self.ref_id(r) for r in refs], scope="function")
+        check = definition_of(metafunc.function)
+        if check is None:
+            return
+        self.check_names.add(check.name)
+        params = []
+        for stack in self.stacks.values():
+            for ref in refs(stack, check):
+                marks: list[Any] = [getattr(pytest.mark, alert) for alert in check.alerts]
+                service = stack.services[ref.service]
+                if check.name in service.gaps:
+                    reason = (
+                        f"declared gap: {stack.path} says services.{service.name} cannot "
+                        f"support {check.name}"
+                    )
+                    marks.append(pytest.mark.skip(reason=reason))
+                params.append(pytest.param(ref, id=self.ref_id(ref), marks=marks))
+        if not params:
+            # Deselected at collection, never an empty-parameter "skipped" entry.
+            params.append(pytest.param(None, id=NOT_APPLICABLE))
+        metafunc.parametrize("ref", params, scope="function")
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and isinstance(callspec.params.get("ref"), CheckRef):
-            item.stash[REF_KEY] = callspec.params["ref"]
+        check = definition_of(getattr(item, "function", None))
+        if callspec is None or check is None:
+            return
+        ref = callspec.params.get("ref")
+        if isinstance(ref, CheckRef):
+            item.stash[REF_KEY] = ref
+            item.stash[CHECK_KEY] = check
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        if any(item.nodeid not in self.not_applicable for item in items):
+            self.deselected_by_others = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        idle = [i for i in items if REF_KEY not in i.stash and definition_of(_function(i))]
+        if idle:
+            self.not_applicable.update(i.nodeid for i in idle)
+            items[:] = [i for i in items if i not in idle]
+            config.hook.pytest_deselected(items=idle)
 
     @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        needed: dict[str, set[str]] = {}
-        for item in items:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        needs: dict[str, set[Need]] = {}
+        for item in session.items:
             ref = item.stash.get(REF_KEY, None)
             if ref is not None:
-                needed.setdefault(ref.stack, set()).add(ref.check)
-        for name, checks in needed.items():
-            self.facts.start(self.stacks[name], checks)
+                self.collected.add(item.nodeid)
+                needs.setdefault(ref.stack, set()).update(needs_of(ref, item.stash[CHECK_KEY]))
+        for stack in self.stacks.values():
+            unknown = {g for s in stack.services.values() for g in s.gaps} - self.check_names
+            if unknown and self.whole_directories():
+                raise pytest.UsageError(
+                    f"{stack.path}: gaps name unknown checks: {', '.join(sorted(unknown))} "
+                    f"(known: {', '.join(sorted(self.check_names))})"
+                )
+        for name, wanted in needs.items():
+            self.facts.start(self.stacks[name], frozenset(wanted))
+
+    def whole_directories(self) -> bool:
+        """Whether the command line names every check directory whole (no file, no node id)."""
+        here = self.config.invocation_params.dir
+        args = [a for a in self.config.args if a]
+        for directory in self.directories:
+            covered = False
+            for arg in args:
+                if "::" in arg:
+                    return False
+                path = Path(here, arg).resolve()
+                if directory == path or directory.is_relative_to(path):
+                    covered = True
+                elif path.is_relative_to(directory):
+                    return False  # a file or folder inside it: a subset
+            if not covered:
+                return False
+        return True
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -145,21 +261,44 @@ class Collector:
         ref = item.stash.get(REF_KEY, None)
         if ref is None:
             return rep
-        evidence = None
-        if call.excinfo is not None:
-            exc = call.excinfo.value
-            if isinstance(exc, CheckFailed):
-                evidence = str(exc)
-            elif call.excinfo.errisinstance(pytest.skip.Exception):
-                evidence = str(getattr(exc, "msg", exc))
-            else:
-                evidence = f"{type(exc).__name__}: {exc}"
+        check = item.stash[CHECK_KEY]
+        outcome, evidence, fix = _verdict(rep, call)
         stack = self.stacks[ref.stack]
-        rep.stackcheck = payload.build(  # type: ignore[attr-defined]
-            ref, stack, self.facts.peek(stack), evidence, self.secrets
-        )
+        facts = self.facts.peek(stack)
+        found = payload.build(ref, check, stack, facts, outcome, evidence, fix, self.secrets)
+        if outcome == "error" and call.excinfo and not call.excinfo.errisinstance(CouldNotCheck):
+            found["crashed"] = True  # a bug in a check or fixture: keep its traceback
+        rep.stackcheck = found  # type: ignore[attr-defined]
+        # Each check's time is the time of the probes it read, not the shared wait
+        # for the gathering, which would all land on the first check to run.
+        probe_s = payload.probe_duration(ref, check, facts) if facts else 0.0
+        if call.when == "call" or (call.when == "setup" and rep.failed):
+            rep.duration = probe_s
+        else:
+            rep.duration = 0.0
         report.hints.decorate(rep)  # also masks passwords in the report's text
         return rep
+
+
+def _function(item: pytest.Item) -> object:
+    return getattr(item, "function", None)
+
+
+def _verdict(
+    rep: pytest.TestReport, call: pytest.CallInfo[None]
+) -> tuple[str, str | None, Fix | None]:
+    """The check's outcome in this phase: passed, failed, error (could not check) or skipped."""
+    if call.excinfo is None:
+        return rep.outcome, None, None
+    exc = call.excinfo.value
+    if isinstance(exc, CheckFailed):
+        return "failed", str(exc), exc.fix
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        return "skipped", str(getattr(exc, "msg", exc)), None
+    if isinstance(exc, CouldNotCheck):
+        return "error", str(exc), None
+    # The check or a fixture crashed: the checker's fault, not the stack's.
+    return "error", f"{type(exc).__name__}: {exc}", None
 
 
 COLLECTOR_KEY = pytest.StashKey[Collector]()
@@ -168,7 +307,7 @@ COLLECTOR_KEY = pytest.StashKey[Collector]()
 def _collector(request: pytest.FixtureRequest) -> Collector:
     collector = request.config.stash.get(COLLECTOR_KEY, None)
     if collector is None:
-        pytest.fail("stackcheck is not active: call stackcheck.plugin.activate from a conftest")
+        raise CouldNotCheck("stackcheck is not active: call stackcheck.plugin.activate")
     return collector
 
 
@@ -180,39 +319,81 @@ def ref(request: pytest.FixtureRequest) -> CheckRef:
 
 @pytest.fixture
 def stack(request: pytest.FixtureRequest, ref: CheckRef) -> Stack:
+    """The stack file's view of the stack this check runs on."""
     return _collector(request).stacks[ref.stack]
 
 
 @pytest.fixture
 def facts(request: pytest.FixtureRequest, ref: CheckRef, stack: Stack) -> StackFacts:
+    """Everything gathered about the stack (waits for the gathering, bounded)."""
     return _collector(request).facts.get(stack)
+
+
+def _sighted(found: Any, ref: CheckRef, kind: str) -> Any:
+    """The facts, unless the checker could not see them: then this check could not check."""
+    if found is None:
+        raise CouldNotCheck(f"no {kind} facts were gathered for {ref.where}")
+    reason = found.blind or getattr(found, "blind_for", {}).get(ref.check)
+    if reason:
+        raise CouldNotCheck(reason)
+    return found
 
 
 @pytest.fixture
 def container(ref: CheckRef, facts: StackFacts) -> ContainerFacts:
-    return facts.containers[ref.service]
+    """The service's container: state, restarts, health, limits, mounts."""
+    found: ContainerFacts = _sighted(facts.containers.get(ref.service), ref, "container")
+    return found
 
 
 @pytest.fixture
 def stats(ref: CheckRef, facts: StackFacts) -> StatsFacts:
-    return facts.stats[ref.service]
+    """One memory and CPU sample of the service's container, as `docker stats` counts."""
+    found: StatsFacts = _sighted(facts.stats.get(ref.service), ref, "stats")
+    return found
 
 
 @pytest.fixture
 def logs(ref: CheckRef, facts: StackFacts) -> LogFacts:
-    return facts.logs[ref.service]
+    """The recent log lines of the service's container that match the stack's patterns."""
+    found: LogFacts = _sighted(facts.logs.get(ref.service), ref, "logs")
+    return found
 
 
 @pytest.fixture
 def pg(ref: CheckRef, facts: StackFacts) -> PgFacts:
-    return facts.pg[ref.service]
+    """pg_isready's outcome and the connection headroom of the service's PostgreSQL."""
+    found: PgFacts = _sighted(facts.pg.get(ref.service), ref, "pg")
+    return found
 
 
 @pytest.fixture
 def net(ref: CheckRef, facts: StackFacts) -> NetFacts:
-    return facts.net[(ref.service, ref.target or "")]
+    """Name lookup, ping and TCP from inside the source of an edge to its target."""
+    found: NetFacts = _sighted(facts.net.get((ref.service, ref.target or "")), ref, "net")
+    return found
 
 
 @pytest.fixture
 def http(ref: CheckRef, facts: StackFacts) -> HttpFacts:
-    return facts.http[ref.service]
+    """The answer of the service's health URL."""
+    found: HttpFacts = _sighted(facts.http.get(ref.service), ref, "http")
+    return found
+
+
+@pytest.fixture
+def datafs(ref: CheckRef, facts: StackFacts) -> DataFsFacts:
+    """The filesystem holding the service's PostgreSQL data directory, measured inside."""
+    found: DataFsFacts = _sighted(facts.datafs.get(ref.service), ref, "datafs")
+    return found
+
+
+@pytest.fixture
+def command(ref: CheckRef, facts: StackFacts) -> CommandFacts:
+    """The outcome of the check's own ``command=[...]`` inside the service's container."""
+    found: CommandFacts = _sighted(facts.commands.get((ref.check, ref.service)), ref, "command")
+    return found
+
+
+# Every fact fixture the definitions know of is defined above (a unit test holds them equal).
+FIXTURES = FACT_FIXTURES

@@ -18,7 +18,8 @@ from docker.models.containers import Container
 
 from stackcheck.config import LogRules, Stack
 from stackcheck.probes.deadline import Deadline
-from stackcheck.probes.facts import ContainerFacts, LogFacts, StatsFacts
+from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
+from stackcheck.probes.network import stack_state_error
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -68,7 +69,22 @@ def find_containers(client: docker.DockerClient, stack: Stack) -> dict[str, list
     return found
 
 
-def compose_command(labels: dict[str, str], project: str) -> str:
+def engine_prefix(stack: Stack) -> str:
+    """``DOCKER_HOST=… `` before a command line, unless the engine is the default local one.
+
+    Printed commands carry the engine they were checked on, so a command copied
+    into another shell talks to the same engine.
+    """
+    address = stack.docker_host or os.environ.get("DOCKER_HOST")
+    # The assignment word itself must stay unquoted for the shell to read it as one.
+    return f"DOCKER_HOST={shlex.quote(address)} " if address else ""
+
+
+def docker_command(stack: Stack) -> str:
+    return engine_prefix(stack) + "docker"
+
+
+def compose_command(labels: dict[str, str], project: str, stack: Stack) -> str:
     """The compose invocation that manages this container, as its own labels describe it."""
     version = labels.get("com.docker.compose.version", "2")
     words = ["docker-compose"] if version.startswith("1.") else ["docker", "compose"]
@@ -78,7 +94,7 @@ def compose_command(labels: dict[str, str], project: str) -> str:
     files = labels.get("com.docker.compose.project.config_files", "")
     for path in filter(None, files.split(",")):
         words += ["-f", os.path.join(workdir, path)]
-    return shlex.join(words)
+    return engine_prefix(stack) + shlex.join(words)
 
 
 def container_facts(
@@ -89,7 +105,7 @@ def container_facts(
 ) -> ContainerFacts:
     facts = ContainerFacts(service=service)
     if not group:
-        facts.compose_cmd = shlex.join(["docker", "compose", "-p", stack.compose_project])
+        facts.compose_cmd = compose_command({}, stack.compose_project, stack)
         return facts
     container = group[0]
     attrs: dict[str, Any] = container.attrs
@@ -114,7 +130,21 @@ def container_facts(
         facts.cpu_limit = host_config["NanoCpus"] / 1e9
     elif host_config.get("CpuQuota", 0) > 0 and host_config.get("CpuPeriod"):
         facts.cpu_limit = host_config["CpuQuota"] / host_config["CpuPeriod"]
-    facts.compose_cmd = compose_command(container.labels, stack.compose_project)
+    facts.mem_limit = int(host_config.get("Memory") or 0)
+    facts.compose_cmd = compose_command(container.labels, stack.compose_project, stack)
+    facts.mounts = [
+        {k: str(m.get(k, "")) for k in ("Type", "Name", "Source", "Destination")}
+        for m in attrs.get("Mounts") or []
+        if isinstance(m, dict)
+    ]
+    facts.mounts += [
+        {"Type": "tmpfs", "Name": "", "Source": "", "Destination": str(dest)}
+        for dest in (host_config.get("Tmpfs") or {})
+    ]
+    # Only PGDATA is read from the environment: the rest may hold passwords.
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        if isinstance(item, str) and item.startswith("PGDATA="):
+            facts.pgdata = item.partition("=")[2] or None
 
     # Restarts that docker's own counters forget (a restart policy resets
     # OOMKilled on the next start) still show in the engine's event log.
@@ -176,3 +206,54 @@ def log_facts(container: Container, service: str, rules: LogRules) -> LogFacts:
     facts.match_count = len(facts.matches)
     facts.matches = facts.matches[-LOG_MATCH_CAP:]
     return facts
+
+
+DEFAULT_PGDATA = "/var/lib/postgresql/data"
+DF_TIMEOUT_S = 2
+
+
+def _holder(path: str, facts: ContainerFacts) -> str:
+    """What holds ``path`` in the container: the mount with the longest matching destination."""
+    best: dict[str, str] | None = None
+    for mount in facts.mounts:
+        dest = mount.get("Destination", "").rstrip("/") or "/"
+        if (path == dest or path.startswith(dest.rstrip("/") + "/")) and (
+            best is None or len(dest) > len(best.get("Destination", ""))
+        ):
+            best = mount
+    if best is None:
+        return "the container's writable layer, not a volume"
+    kind = best.get("Type", "")
+    if kind == "volume":
+        return f"volume {best.get('Name') or best.get('Source', '')}"
+    if kind == "bind":
+        return f"bind mount of {best.get('Source', '')}"
+    return kind or "a mount"
+
+
+def datafs_facts(container: Container, service: str, facts: ContainerFacts) -> DataFsFacts:
+    """``df`` of the data directory, run inside the container: any engine, local or remote."""
+    path = facts.pgdata or DEFAULT_PGDATA
+    found = DataFsFacts(service=service, path=path, mount=_holder(path, facts))
+    try:
+        result = container.exec_run(["df", "-Pk", "--", path], stdout=True, stderr=True)
+    except docker.errors.APIError as exc:
+        reason = f"cannot run df in {container.name}: {exc.explanation or exc}"
+        if stack_state_error(exc):
+            found.error = reason
+        else:
+            found.blind = reason
+        return found
+    output = result.output.decode("utf-8", errors="replace")
+    lines = output.strip().splitlines()
+    fields = lines[-1].split() if len(lines) >= 2 else []
+    if result.exit_code != 0 or len(fields) < 6 or not all(f.isdigit() for f in fields[1:4]):
+        first = " ".join(output.split())[:LOG_LINE_CAP]
+        found.blind = (
+            f"cannot measure {path} inside {container.name} with df (exit {result.exit_code}: "
+            f"{first}); give the image df (coreutils or busybox), set PGDATA in the container, "
+            'or declare the gap: gaps = ["pg_data_disk"]'
+        )
+        return found
+    found.size_kb, found.used_kb, found.avail_kb = (int(f) for f in fields[1:4])
+    return found

@@ -1,7 +1,13 @@
 """What the probes found. Plain data: the checks assert on it, the reporter quotes it.
 
-Every fact carries ``error``: set when the probe itself could not find out
-(engine unreachable, timeout...), which the checks report as a failure.
+Every fact carries two reasons, kept apart because they mean opposite things:
+
+- ``blind``: the checker's own way in failed (engine unreachable or denied, a
+  probe's own error, a tool missing in the image). The check *could not check*:
+  its fixture raises CouldNotCheck, reported as an error, never as the stack's
+  fault.
+- ``error``: what the probe met is the stack being wrong (no container to run a
+  command in, a refused connection); the check fails with it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 @dataclass
 class ContainerFacts:
     service: str
-    error: str | None = None
+    blind: str | None = None
     found: bool = False
     name: str = ""
     id: str = ""
@@ -29,12 +35,16 @@ class ContainerFacts:
     recent_ooms: int = 0
     recent_exit_codes: list[int] = field(default_factory=list)
     cpu_limit: float | None = None  # cores, None when unlimited
+    mem_limit: int = 0  # bytes, 0 when unlimited
     compose_cmd: str = ""
+    mounts: list[dict[str, str]] = field(default_factory=list)  # Type, Source, Destination
+    pgdata: str | None = None  # the PGDATA variable of the container, if set
 
 
 @dataclass
 class StatsFacts:
     service: str
+    blind: str | None = None
     error: str | None = None
     mem_usage: int = 0
     mem_limit: int = 0  # the host's memory when the container has no limit
@@ -46,6 +56,7 @@ class StatsFacts:
 @dataclass
 class LogFacts:
     service: str
+    blind: str | None = None
     error: str | None = None
     lines_read: int = 0
     match_count: int = 0
@@ -55,6 +66,7 @@ class LogFacts:
 @dataclass
 class PgFacts:
     service: str
+    blind: str | None = None
     error: str | None = None  # why the session query could not run
     ping: str = "no attempt"  # pg_isready's outcomes: accepting, rejecting, no response, no attempt
     refused: bool = False  # the server refused us for lack of connection slots
@@ -78,23 +90,60 @@ class NetFacts:
     source: str
     target: str
     port: int | None
+    blind: str | None = None
     error: str | None = None  # could not run anything inside the source container
     resolve: str = "not run"  # "ok", "failed", "unavailable" (no tool), "not run"
     address: str | None = None
     ping: str = "not run"
     port_open: str = "not run"
     detail: dict[str, str] = field(default_factory=dict)
+    # Check name -> why that one step could not run (a tool missing in the image).
+    blind_for: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class HttpFacts:
     service: str
     url: str
+    blind: str | None = None
     error: str | None = None
     status: int | None = None
     elapsed_s: float | None = None
     body: str = ""  # at most the first few KiB, decoded leniently
     json_status: Any = None
+
+
+@dataclass
+class DataFsFacts:
+    """The filesystem holding PostgreSQL's data directory, measured inside its container."""
+
+    service: str
+    blind: str | None = None
+    error: str | None = None
+    path: str = ""  # the data directory
+    mount: str = ""  # what holds it: "volume NAME", "bind SOURCE", "tmpfs", "container layer"
+    size_kb: int = 0
+    used_kb: int = 0
+    avail_kb: int = 0
+
+    @property
+    def used_percent(self) -> float:
+        # As df computes Use%: of what the user can have (used + available).
+        usable = self.used_kb + self.avail_kb
+        return 100.0 * self.used_kb / usable if usable else 0.0
+
+
+@dataclass
+class CommandFacts:
+    """A check's own command (``@check(command=[...])``) run inside a service's container."""
+
+    service: str
+    check: str
+    argv: tuple[str, ...] = ()
+    blind: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    output: str = ""  # at most a few KiB, decoded leniently
 
 
 @dataclass
@@ -107,4 +156,6 @@ class StackFacts:
     pg: dict[str, PgFacts] = field(default_factory=dict)
     net: dict[tuple[str, str], NetFacts] = field(default_factory=dict)
     http: dict[str, HttpFacts] = field(default_factory=dict)
+    datafs: dict[str, DataFsFacts] = field(default_factory=dict)
+    commands: dict[tuple[str, str], CommandFacts] = field(default_factory=dict)  # (check, service)
     durations: dict[str, float] = field(default_factory=dict)

@@ -1,8 +1,10 @@
 """Reachability between services, seen from inside the dependent container.
 
 The three runbook commands (name lookup, ping, nc) run at once in one exec,
-each with its own short timeout, and each falls back to another tool so that
-a slim image without ping or nc gives "unavailable" instead of a false alarm.
+each with its own short timeout, and each falls back to another tool. A slim
+image with no tool at all for a step gives "unavailable": that check could not
+check (a blind spot, to install the tool or declare as a gap), never a failure.
+Names reach the script only as positional arguments, never as script text.
 """
 
 from __future__ import annotations
@@ -17,29 +19,44 @@ SCRIPT = r"""
 t="$1"; p="$2"; w="$3"
 have() { command -v "$1" >/dev/null 2>&1; }
 (
-  if have getent; then a=$(getent hosts "$t" | head -n 1 | cut -d ' ' -f 1)
+  if have getent; then a=$(getent hosts -- "$t" | head -n 1 | cut -d ' ' -f 1)
   elif have python3; then a=$(python3 -c 'import socket,sys; print(socket.gethostbyname(sys.argv[1]))' "$t" 2>/dev/null)
   else echo "resolve unavailable no getent or python3"; exit 0; fi
   if [ -n "$a" ]; then echo "resolve ok $a"; else echo "resolve failed name does not resolve"; fi
 ) &
 (
   if have ping; then
-    if out=$(ping -c 1 -W "$w" "$t" 2>&1); then echo "ping ok"
+    if out=$(ping -c 1 -W "$w" -- "$t" 2>&1); then echo "ping ok"
     else echo "ping failed $(echo "$out" | tail -n 2 | tr '\n' ' ')"; fi
   else echo "ping unavailable no ping in the container"; fi
 ) &
 (
   if [ -z "$p" ]; then echo "port unavailable no port configured"
   elif have nc; then
-    if out=$(nc -z -w "$w" "$t" "$p" 2>&1); then echo "port ok"
+    if out=$(nc -z -w "$w" -- "$t" "$p" 2>&1); then echo "port ok"
     else echo "port failed ${out:-nc could not connect}"; fi
   elif have bash; then
-    if timeout "$w" bash -c "exec 3<>/dev/tcp/$t/$p" 2>/dev/null; then echo "port ok"
+    if timeout "$w" bash -c 'exec 3<>"/dev/tcp/$1/$2"' bash "$t" "$p" 2>/dev/null; then echo "port ok"
     else echo "port failed could not connect"; fi
   else echo "port unavailable no nc or bash in the container"; fi
 ) &
 wait
 """
+
+
+def stack_state_error(exc: docker.errors.APIError) -> bool:
+    """Whether the engine refused an exec because of the container's own state.
+
+    A paused, stopped or restarting container is the stack being wrong (the
+    check fails, as a consequence of its container check); any other refusal
+    is the checker's way in failing.
+    """
+    text = str(exc.explanation or exc).lower()
+    return any(word in text for word in ("is paused", "is not running", "is restarting"))
+
+
+# The script's step names and the checks that read them.
+CHECK_OF_STEP = {"resolve": "net_resolve", "ping": "net_ping", "port": "net_port"}
 
 
 def net_facts(
@@ -53,12 +70,22 @@ def net_facts(
             stderr=True,
         )
     except docker.errors.APIError as exc:
-        facts.error = f"cannot run commands in {container.name}: {exc.explanation or exc}"
+        reason = f"cannot run commands in {container.name}: {exc.explanation or exc}"
+        if stack_state_error(exc):
+            facts.error = reason
+        else:
+            facts.blind = reason
         return facts
     output = result.output.decode("utf-8", errors="replace")
     for line in output.splitlines():
         step, _, rest = line.partition(" ")
         verdict, _, detail = rest.partition(" ")
+        if verdict == "unavailable" and step in CHECK_OF_STEP:
+            facts.blind_for[CHECK_OF_STEP[step]] = (
+                f"cannot test from inside {container.name}: {detail.strip()}; install the "
+                f"tool in the image, or declare the gap in the stack file "
+                f'(gaps = ["{CHECK_OF_STEP[step]}"] under [services.{source}])'
+            )
         if step == "resolve":
             facts.resolve = verdict
             if verdict == "ok":
@@ -71,7 +98,7 @@ def net_facts(
             continue
         facts.detail[step] = detail.strip()
     if result.exit_code not in (0, None) and facts.resolve == "not run":
-        facts.error = (
+        facts.blind = (
             f"commands in {container.name} failed (exit {result.exit_code}): {output[:200]}"
         )
     return facts

@@ -3,7 +3,7 @@
 The collector (stackcheck.plugin) calls three things:
 
 - ``add_options(parser)`` from its ``pytest_addoption``;
-- ``register(config, stacks)`` from its ``pytest_configure`` when checks run;
+- ``register(config, stacks, collector)`` when checks run;
 - ``hints.decorate(report)`` from its ``pytest_runtest_makereport`` wrapper,
   after attaching ``report.stackcheck`` (the check's payload).
 """
@@ -11,16 +11,15 @@ The collector (stackcheck.plugin) calls three things:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from stackcheck.config import Stack
-from stackcheck.report import registry
-from stackcheck.report.catalogue import ALERTS
-from stackcheck.report.hints import decorate
-from stackcheck.report.plugin import AlertMarkers, Reporter
+from stackcheck.report import hints, registry
+from stackcheck.report.plugin import Reporter
 
-__all__ = ["add_options", "decorate", "register"]
+__all__ = ["add_options", "hints", "register"]
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -29,34 +28,32 @@ def add_options(parser: pytest.Parser) -> None:
         "--reports-dir",
         default="reports",
         metavar="DIR",
-        help="where reports and the incident clock go (default: reports)",
+        help="where each stack's reports and incident clock go: summary-STACK.json, "
+        "stackcheck-STACK.prom, incident-STACK.json and its note (default: reports)",
     )
     group.addoption(
         "--summary-json",
         metavar="PATH",
-        help="summary JSON of the run (default: REPORTS_DIR/summary.json)",
+        help="also write the summary JSON of the whole run (all stacks) here",
     )
     group.addoption(
         "--incident-note",
         metavar="PATH",
-        help="Markdown incident note (default: REPORTS_DIR/incident-<opened>.md)",
+        help="Markdown incident note (one stack only; default: REPORTS_DIR/incident-STACK-<opened>.md)",
     )
     group.addoption(
         "--prom-file",
         metavar="PATH",
-        help="Prometheus textfile for node_exporter (default: REPORTS_DIR/stackcheck.prom)",
+        help="also write the Prometheus textfile of the whole run (all stacks) here",
     )
 
 
-def register(config: pytest.Config, stacks: Sequence[Stack]) -> None:
+def register(config: pytest.Config, stacks: Sequence[Stack], collector: Any) -> None:
     """Activate the reporter for this session's stacks (in every xdist process)."""
     registry.remember(stacks)
-    for marker, description in ALERTS.items():
-        config.addinivalue_line("markers", f"{marker}: {description}")
+    if len(stacks) > 1 and config.getoption("incident_note"):
+        raise pytest.UsageError("--incident-note names one file: use it with one --stack only")
     manager = config.pluginmanager
-    if not manager.has_plugin("stackcheck-alerts"):
-        # Workers collect and deselect by -m too, so they need the markers.
-        manager.register(AlertMarkers(), "stackcheck-alerts")
     if not hasattr(config, "workerinput") and not manager.has_plugin("stackcheck-report"):
         # Only the controller sees every report; only it writes files.
-        manager.register(Reporter(config, stacks), "stackcheck-report")
+        manager.register(Reporter(config, stacks, collector), "stackcheck-report")

@@ -14,6 +14,8 @@ depends on, or on the ends of a network edge. Rules, A explains B:
    ``target_layers``: a stopped target drops out of DNS; a hung process leaves
    its port unanswered).
 
+Blind spots ("could not check") take no part: they say nothing of the stack.
+
 A container failure of S is never blamed on another service, so two independent
 faults stay two root causes. Each consequence names one root cause: of the roots
 that explain it (through any chain), the first in ``order``: a dependency's
@@ -22,18 +24,19 @@ fault before its dependent's, lower layers first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stackcheck.config import Stack
-from stackcheck.model import CHECKS, CheckRef
+from stackcheck.definition import Check, Layer
+from stackcheck.model import CheckRef
 from stackcheck.report import graph
-from stackcheck.report.catalogue import CATALOGUE, Layer
+
+Checks = Mapping[CheckRef, Check]  # each failing check's definition
 
 
-def order(stack: Stack, ref: CheckRef) -> tuple[int, ...]:
+def order(stack: Stack, ref: CheckRef, check: Check) -> tuple[int | str, ...]:
     """Sort key: deeper services first, then layer, rank, check, target; file order on ties."""
-    entry = CATALOGUE[ref.check]
     services = list(stack.services)
 
     def position(service: str | None) -> int:
@@ -42,16 +45,16 @@ def order(stack: Stack, ref: CheckRef) -> tuple[int, ...]:
     return (
         graph.depth(stack, ref.service),
         position(ref.service),
-        entry.layer,
-        entry.rank,
-        CHECKS.index(ref.check),
+        check.layer,
+        check.rank,
+        ref.check,
         position(ref.target) if ref.target else -1,
     )
 
 
-def explains(stack: Stack, a: CheckRef, b: CheckRef) -> bool:
+def explains(stack: Stack, a: CheckRef, b: CheckRef, checks: Checks) -> bool:
     """Whether failure ``a`` accounts for failure ``b`` (see the module's rules)."""
-    ea, eb = CATALOGUE[a.check], CATALOGUE[b.check]
+    ea, eb = checks[a], checks[b]
     if b.target is None:
         if a.target is None and a.service == b.service:
             return (ea.layer, ea.rank) < (eb.layer, eb.rank)
@@ -77,10 +80,16 @@ class Analysis:
         return [c for c, r in self.cause.items() if r == root]
 
 
-def analyse(stack: Stack, failures: Iterable[CheckRef]) -> Analysis:
+def analyse(stack: Stack, failures: Checks) -> Analysis:
     """Split one stack's failing checks into root causes and their consequences."""
-    failing = sorted(set(failures), key=lambda r: order(stack, r))
-    explainers = {b: [a for a in failing if a != b and explains(stack, a, b)] for b in failing}
+
+    def key(ref: CheckRef) -> tuple[int | str, ...]:
+        return order(stack, ref, failures[ref])
+
+    failing = sorted(failures, key=key)
+    explainers = {
+        b: [a for a in failing if a != b and explains(stack, a, b, failures)] for b in failing
+    }
     roots = [f for f in failing if not explainers[f]]
     cause: dict[CheckRef, CheckRef] = {}
     for f in failing:
@@ -95,8 +104,8 @@ def analyse(stack: Stack, failures: Iterable[CheckRef]) -> Analysis:
                 todo.extend(explainers[a])
         reachable = [r for r in roots if r in seen]
         if reachable:
-            cause[f] = min(reachable, key=lambda r: order(stack, r))
+            cause[f] = min(reachable, key=key)
         else:
             # Only explained within a circle (a depends_on cycle): stands alone.
             roots.append(f)
-    return Analysis(roots=sorted(roots, key=lambda r: order(stack, r)), cause=cause)
+    return Analysis(roots=sorted(roots, key=key), cause=cause)

@@ -4,21 +4,27 @@ The runbook escalates after 15 minutes, but each pytest run only lives for
 seconds, so the incident is kept on disk: opened by the first failing run,
 extended by every run after it, closed (the file removed) by a healthy run of
 all the checks. The file also records each run, for the incident note.
+
+One clock per stack (``incident-<stack>.json``), so stacks sharing a reports
+directory never touch each other's incident; a lock beside it makes concurrent
+runs take turns. The file is data, not trust: a broken or odd one starts a new
+incident, and the note is always written beside it, whatever name it claims.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stackcheck.report.catalogue import ESCALATE_AFTER_MIN, ESCALATION
-from stackcheck.report.run import Row, Run
+from stackcheck.report.files import locked, write_atomic
+from stackcheck.report.run import HEALTHY, Row, Run
+from stackcheck.runbook import ESCALATE_AFTER_MIN, ESCALATION
 
 ESCALATE_AFTER = timedelta(minutes=ESCALATE_AFTER_MIN)
 
@@ -42,7 +48,9 @@ def _root(run: Run, root: Row) -> dict[str, Any]:
     assert root.hint is not None  # every failing row has one
     return {
         "label": root.label,
-        "fix": root.hint.entry.fix,
+        "fix": root.hint.check.fix.step.anchor,
+        "fix_title": root.hint.check.fix.step.title,
+        "fix_link": root.hint.check.fix.step.link,
         "evidence": root.result.evidence,
         "commands": [[safety.value, cmd] for safety, cmd in root.hint.commands],
         "consequences": [
@@ -55,60 +63,72 @@ def record(run: Run) -> dict[str, Any]:
     """What the incident keeps of one run: enough to write its note later."""
     return {
         "at": run.started_at.isoformat(),
-        "status": "healthy" if run.healthy else "unhealthy",
+        "status": run.status,
         "partial": run.partial,
         "root_causes": [_root(run, root) for root in run.roots],
     }
 
 
-def load(path: Path) -> Incident | None:
+def _note_name(value: Any, default: str) -> str:
+    """The note's file name from the clock file: a bare name of ours, or the default."""
+    name = Path(str(value)).name if isinstance(value, str) else ""
+    return name if re.fullmatch(r"incident-[A-Za-z0-9._-]+\.md", name) else default
+
+
+def load(path: Path, now: datetime) -> Incident | None:
+    """The open incident of this clock file; None when there is none or it is unusable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Incident(
-            opened_at=datetime.fromisoformat(data["opened_at"]),
-            note=str(data["note"]),
-            runs=list(data["runs"]),
-        )
+        opened = datetime.fromisoformat(data["opened_at"])
+        runs = data["runs"]
+        if (
+            opened.tzinfo is None
+            or opened > now + timedelta(minutes=1)  # a clock from the future is no clock
+            or not isinstance(runs, list)
+            or not all(isinstance(r, dict) and isinstance(r.get("at"), str) for r in runs)
+        ):
+            return None
+        note = path.parent / _note_name(data.get("note"), f"{path.stem}-{opened:%Y%m%dT%H%M%SZ}.md")
+        return Incident(opened_at=opened.astimezone(UTC), note=str(note), runs=list(runs))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         # A damaged clock must not hide the incident: start a new one.
         return None
 
 
 def _save(path: Path, incident: Incident) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "opened_at": incident.opened_at.isoformat(),
-        "note": incident.note,
+        "note": Path(incident.note).name,
         "runs": incident.runs,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a file
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def advance(path: Path, run: Run, note: Path | None = None) -> Incident | None:
-    """Move the clock by one run; return the incident it belongs to, if any.
+    """Move one stack's clock by one run; return the incident it belongs to, if any.
 
-    ``note`` overrides where the incident's note goes; by default it is named
-    after the incident's opening, beside the clock file.
+    ``run`` holds that stack only. ``note`` overrides where the incident's note
+    goes; by default it is named after the incident's opening, beside the clock
+    file. Raises WriteFailed when the clock cannot be kept.
     """
-    incident = load(path)
-    if incident is None:
-        if run.healthy:
-            return None
-        default = path.parent / f"incident-{run.started_at:%Y%m%dT%H%M%SZ}.md"
-        incident = Incident(opened_at=run.started_at, note=str(default))
-    if note is not None:
-        incident.note = str(note)
-    incident.runs.append(record(run))
-    if run.healthy and not run.partial:
-        incident.closed_at = run.started_at
-        path.unlink(missing_ok=True)
-    else:
-        _save(path, incident)
-    return incident
+    with locked(path.with_name(path.name + ".lock")):
+        incident = load(path, run.finished_at)
+        if incident is None:
+            if not run.roots:  # only a failure opens an incident; blindness is no verdict
+                return None
+            default = path.parent / f"{path.stem}-{run.started_at:%Y%m%dT%H%M%SZ}.md"
+            incident = Incident(opened_at=run.started_at, note=str(default))
+        if note is not None:
+            incident.note = str(note)
+        incident.runs.append(record(run))
+        if run.status == HEALTHY:  # every check ran and passed: none failed, none blind
+            incident.closed_at = run.started_at
+            path.unlink(missing_ok=True)
+        else:
+            _save(path, incident)
+        return incident
 
 
 def _minutes(delta: timedelta, rounding: Callable[[float], int] = math.floor) -> str:
@@ -128,10 +148,15 @@ def line(incident: Incident | None, run: Run) -> str:
     age = incident.open_for(now)
     if incident.closed_at is not None:
         return f"Incident resolved after {_minutes(age)} ({since}); complete its note."
-    if run.healthy:
+    if not run.roots:
+        why = (
+            "could not check everything"
+            if run.stacks and run.stacks[0].blind_spots
+            else "was partial"
+        )
         return (
-            f"Incident open for {_minutes(age)} ({since}): this run passed, but only "
-            "a run of all the checks (no -m, -k or --deselect) closes it."
+            f"Incident open for {_minutes(age)} ({since}): no check failed, but this run {why}; "
+            "only a run of all the checks, all seen and passing, closes it."
         )
     if incident.escalate(now):
         return (

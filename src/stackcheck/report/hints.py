@@ -5,6 +5,7 @@ Nothing here runs a command; the hint only prints them, each with its safety cla
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from string import Template
 from typing import Any
@@ -13,49 +14,13 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from stackcheck.config import Stack
+from stackcheck.definition import Check, Safety
 from stackcheck.model import CheckFailed, CheckRef, Payload
 from stackcheck.report import graph, registry
-from stackcheck.report.catalogue import CATALOGUE, RUNBOOK, STEPS, Entry, Safety
 from stackcheck.report.redact import redact
 
-# The live values worth quoting beside each check's evidence, in this order.
-_CONTAINER = (
-    "container",
-    "state",
-    "exit_code",
-    "oom_killed",
-    "restart_count",
-    "recent_restarts",
-    "started_at",
-    "finished_at",
-    "health_status",
-)
-_STATS = ("container", "mem_usage_mb", "mem_limit_mb", "mem_percent", "cpu_percent")
-_PG = (
-    "pg_outcome",
-    "connections_in_use",
-    "connections_usable",
-    "max_connections",
-    "pg_user",
-    "pg_host",
-    "pg_port",
-    "pg_dbname",
-)
-_NET = ("container", "target_address", "target_port")
-FACTS = {
-    "container_running": _CONTAINER,
-    "container_stable": _CONTAINER,
-    "container_healthy": ("container", "state", "health_status"),
-    "logs_clean": ("container", "state", "restart_count"),
-    "memory_headroom": _STATS,
-    "cpu_headroom": _STATS,
-    "pg_ready": _PG,
-    "pg_connections": _PG,
-    "net_resolve": _NET,
-    "net_ping": _NET,
-    "net_port": _NET,
-    "http_health": ("health_url", "http_status"),
-}
+# Context values that are not worth quoting beside the evidence.
+_UNQUOTED = frozenset({"compose_cmd", "docker_cmd", "container_id", "log_lines"})
 # Docker's "never": a container that has not stopped yet has this finished_at.
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 MAX_LOG_LINES = 10
@@ -67,14 +32,10 @@ def ref_of(payload: Payload) -> CheckRef:
     return CheckRef(payload["stack"], payload["check"], payload["service"], payload.get("target"))
 
 
-def link(anchor: str) -> str:
-    return f"{RUNBOOK}#{anchor}"
-
-
 @dataclass(frozen=True)
 class Hint:
     key: str
-    entry: Entry
+    check: Check  # with the fix the verdict chose
     evidence: str | None
     commands: tuple[tuple[Safety, str], ...]
     facts: tuple[tuple[str, str], ...]
@@ -82,8 +43,8 @@ class Hint:
 
     @property
     def headline(self) -> str:
-        fix = self.entry.fix
-        return f"{self.key}: {STEPS[fix]} ({link(fix)})"
+        fix = self.check.fix.step
+        return f"{self.key}: {fix.title} ({fix.link})"
 
     def command_lines(self) -> list[str]:
         return [
@@ -103,15 +64,27 @@ class Hint:
         if self.log_lines:
             lines.append("log lines:")
             lines.extend(f"  | {line}" for line in self.log_lines)
-        step = self.entry.step
+        step = self.check.step
         lines.append(
-            f"check: {self.entry.title}; diagnosis step {STEPS[step]} ({link(step)}). "
+            f"check: {self.check.title}; diagnosis step {step.title} ({step.link}). "
             "Nothing was run: type the commands yourself."
         )
         return lines
 
     def text(self) -> str:
         return "\n".join([self.headline, *self.command_lines(), *self.detail_lines()])
+
+    def consequence_text(self, root: str) -> str:
+        """A consequence's report: which root cause to fix first, and only read-only commands."""
+        lines = [f"consequence of {root} — fix that first"]
+        if self.evidence:
+            lines.append(f"evidence: {self.evidence.splitlines()[0] if self.evidence else ''}")
+        lines += [
+            f"  [{safety.value}]{' ' * (12 - len(safety.value))}{cmd}"
+            for safety, cmd in self.commands
+            if safety is Safety.READ_ONLY
+        ]
+        return "\n".join(lines)
 
 
 def _from_stack_file(stack: Stack, ref: CheckRef) -> dict[str, str]:
@@ -144,42 +117,43 @@ class _Values(dict[str, str]):
 def render(payload: Payload, key: str | None = None) -> Hint:
     """The hint for one check's payload; every string in it is already redacted.
 
-    ``key`` names the check in the output (default ``service:check``).
+    ``key`` names the check in the output (default ``service:check``). Every
+    value filled into a command is shell-quoted: names, URLs and users come from
+    files and servers that may be hostile, and the commands get pasted.
     """
     ref = ref_of(payload)
-    entry = CATALOGUE[ref.check]
+    check = Check.from_payload(payload["definition"])
     context: dict[str, Any] = payload.get("context") or {}
     stack = registry.stack(ref.stack)
     dependents = graph.dependents(stack, ref.service) if stack else []
-    docker_host = stack.docker_host if stack else None
-    values = _Values(_from_stack_file(stack, ref) if stack else {})
+    raw = _from_stack_file(stack, ref) if stack else {}
+    raw.update({k: str(v) for k, v in context.items() if v is not None and not isinstance(v, list)})
+    raw.update(service=ref.service, **({"target": ref.target} if ref.target else {}))
+    values = _Values({k: shlex.quote(v) for k, v in raw.items()})
     values.update(
-        {k: str(v) for k, v in context.items() if v is not None and not isinstance(v, list)}
+        compose=str(
+            context.get("compose_cmd")
+            or shlex.join(["docker", "compose", "-p", str(payload["compose_project"])])
+        ),
+        docker=str(context.get("docker_cmd") or "docker"),
+        dependents=" ".join(shlex.quote(d) for d in dependents),
     )
-    values.update(
-        compose=context.get("compose_cmd") or f"docker compose -p {payload['compose_project']}",
-        docker=f"DOCKER_HOST={docker_host} docker" if docker_host else "docker",
-        service=ref.service,
-        dependents=" ".join(dependents),
-    )
-    if ref.target:
-        values["target"] = ref.target
     commands = tuple(
-        (c.safety, redact(Template(c.template).substitute(values)))
-        for c in entry.commands
+        (c.safety, redact(Template(c.template).safe_substitute(values)))
+        for c in check.fix.commands
         # "restart the services that use it" means nothing when none do.
         if dependents or "$dependents" not in c.template
     )
     facts = tuple(
-        (name, redact(str(context[name])))
-        for name in FACTS[ref.check]
-        if context.get(name) is not None and context[name] != _ZERO_TIME
+        (name, redact(str(value)))
+        for name, value in context.items()
+        if name not in _UNQUOTED and value is not None and value != _ZERO_TIME
     )
     logs = [redact(str(line)) for line in context.get("log_lines") or ()]
     evidence = payload.get("evidence")
     return Hint(
         key=key or ref.key,
-        entry=entry,
+        check=check,
         evidence=redact(evidence) if evidence else None,
         commands=commands,
         facts=facts,
@@ -217,6 +191,10 @@ def decorate(report: pytest.TestReport) -> None:
         crash = _crash_message(report)
         payload["evidence"] = redact(crash) if crash else None
     original = str(report.longrepr)
+    if payload.get("outcome") == "error" and not payload.get("crashed"):
+        # Could not check: the reason says how to restore sight; no traceback.
+        report.longrepr = f"could not check {ref_of(payload).key}: {payload.get('evidence')}"
+        return
     if report.when != "call":
         # A setup or teardown error keeps pytest's own report, passwords hidden.
         hidden = redact(original)

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from stackcheck.report.run import Run
+from stackcheck.report.files import write_atomic
+from stackcheck.report.run import HEALTHY, UNHEALTHY, UNKNOWN, Run
 
 LABELS = ("stack", "service", "check", "target")  # target is "" off network checks
 
 
 def write(path: Path, run: Run) -> None:
-    """Write the run's gauges; ``write_to_textfile`` renames into place atomically."""
+    """Write the run's gauges, atomically (node_exporter may read at any moment)."""
     registry = CollectorRegistry()
     success = Gauge(
         "stackcheck_check_success",
-        "1 if the check passed, 0 if it failed or errored (skipped checks are absent)",
+        "1 if the check passed, 0 if it failed (skipped and could-not-check checks are absent)",
         LABELS,
+        registry=registry,
+    )
+    blind = Gauge(
+        "stackcheck_check_blind",
+        "1 for a check that could not check (the checker could not see): no verdict",
+        LABELS,
+        registry=registry,
+    )
+    status = Gauge(
+        "stackcheck_stack_status",
+        "1 for the stack's status (healthy, unhealthy, unknown), 0 for the others",
+        ["stack", "status"],
         registry=registry,
     )
     duration = Gauge(
@@ -28,7 +41,7 @@ def write(path: Path, run: Run) -> None:
     )
     healthy = Gauge(
         "stackcheck_stack_healthy",
-        "1 if every check of the stack passed",
+        "1 if every check of the stack passed; 0 if one failed or could not check",
         ["stack"],
         registry=registry,
     )
@@ -48,10 +61,14 @@ def write(path: Path, run: Run) -> None:
                 continue
             ref = row.result.ref
             labels = (name, ref.service, ref.check, ref.target or "")
-            success.labels(*labels).set(0 if row.result.failing else 1)
+            if row.result.blind:
+                blind.labels(*labels).set(1)
+            else:
+                success.labels(*labels).set(0 if row.result.failing else 1)
             duration.labels(*labels).set(row.result.duration_s)
         healthy.labels(name).set(1 if stack_run.healthy else 0)
+        for value in (HEALTHY, UNHEALTHY, UNKNOWN):
+            status.labels(name, value).set(1 if stack_run.status == value else 0)
         roots.labels(name).set(len(stack_run.roots))
         last_run.labels(name).set(run.started_at.timestamp())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry)
+    write_atomic(path, generate_latest(registry).decode("utf-8"))

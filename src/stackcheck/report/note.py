@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from stackcheck.report import escalation
-from stackcheck.report.catalogue import POST_INCIDENT, STEPS
 from stackcheck.report.escalation import Incident
-from stackcheck.report.hints import link
+from stackcheck.report.files import write_atomic
 from stackcheck.report.run import Run
+from stackcheck.runbook import POST_INCIDENT, POST_INCIDENT_STEP
 
 
 def _fence(text: str) -> list[str]:
@@ -25,10 +25,9 @@ def _fence(text: str) -> list[str]:
 
 
 def _root_cause(cause: dict[str, Any]) -> list[str]:
-    fix = cause.get("fix") or ""
     lines = [f"### `{cause['label']}`", ""]
-    if fix in STEPS:
-        lines += [f"Runbook: [{STEPS[fix]}]({link(fix)})", ""]
+    if cause.get("fix_title") and cause.get("fix_link"):
+        lines += [f"Runbook: [{cause['fix_title']}]({cause['fix_link']})", ""]
     if cause.get("evidence"):
         lines += ["Evidence:", "", *_fence(cause["evidence"]), ""]
     consequences = cause.get("consequences") or []
@@ -92,7 +91,7 @@ def render(incident: Incident, run: Run) -> str:
         "",
         "_Why it happened; why the checks found it when they did._",
         "",
-        f"## Post-incident checklist ([runbook]({link('post-incident')}))",
+        f"## Post-incident checklist ([runbook]({POST_INCIDENT_STEP.link}))",
         "",
         *(f"- [ ] {item}" for item in POST_INCIDENT),
         "",
@@ -101,5 +100,4 @@ def render(incident: Incident, run: Run) -> str:
 
 
 def write(path: Path, incident: Incident, run: Run) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(incident, run), encoding="utf-8")
+    write_atomic(path, render(incident, run))

@@ -1,92 +1,152 @@
-"""The reporter's pytest hooks: alert markers everywhere, outputs on the controller."""
+"""The reporter's pytest hooks, on the controller only: it alone sees every report.
+
+At the end of the session, before pytest's own summary: the causal analysis,
+then each failing report's text is rewritten for its role (a root cause carries
+its fix; a consequence says which root cause to fix first and carries no
+mutating command), the reports are written per stack, and the exit status says
+unhealthy, unknown or healthy. The JUnit file, which pytest writes as reports
+arrive, is brought into line once pytest has written it.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stackcheck.config import Stack
-from stackcheck.model import REF_KEY, CheckRef
-from stackcheck.report import escalation, metrics, note, summary, terminal
-from stackcheck.report.catalogue import CATALOGUE
+from stackcheck.report import escalation, junit, metrics, note, summary, terminal
 from stackcheck.report.escalation import Incident
+from stackcheck.report.files import WriteFailed, slug
 from stackcheck.report.results import Results
-from stackcheck.report.run import Run, build
+from stackcheck.report.run import UNHEALTHY, UNKNOWN, Run, build
 
-STATE_FILE = "incident.json"
-
-
-class AlertMarkers:
-    """Marks each check with the alerts that call for it, so ``-m ALERT`` selects."""
-
-    # Before the mark plugin's own modifyitems deselects by -m.
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        # The collector stashes each item's ref as it is collected, before this.
-        for item in items:
-            ref = item.stash.get(REF_KEY, None)
-            if isinstance(ref, CheckRef):  # not an empty parameter set's placeholder
-                for alert in CATALOGUE[ref.check].alerts:
-                    item.add_marker(alert)
+# Exit status of a run in which no check failed but some could not check: none
+# of pytest's own (0 passed, 1 failed, 2 interrupted, 3 internal error, 4 usage
+# error, 5 no tests), so a scheduler tells blindness from an outage.
+EXIT_UNKNOWN = 6
 
 
 class Reporter:
-    """Runs on the controller only: it alone sees every report and writes files."""
-
-    def __init__(self, config: pytest.Config, stacks: Sequence[Stack]) -> None:
+    def __init__(self, config: pytest.Config, stacks: Sequence[Stack], collector: Any) -> None:
         self.config = config
         self.stacks = list(stacks)
+        self.collector = collector  # stackcheck.plugin.Collector: what was collected
         self.results = Results()
         self.started_at = datetime.now(UTC)
         self.run: Run | None = None
-        self.incident: Incident | None = None
+        self.incidents: dict[str, Incident | None] = {}
         self.outputs: list[Path] = []
+        self.problems: list[str] = []
+        self.expected: int | None = None  # check items collected (xdist: by the workers)
 
     def _path(self, option: str) -> Path | None:
         """An option's path, relative to where pytest was started."""
         value = self.config.getoption(option)
         return Path(self.config.invocation_params.dir, str(value)) if value else None
 
-    def _reports_dir(self) -> Path:
-        path = self._path("reports_dir")
-        assert path is not None  # the option has a default
-        return path
-
-    def _partial(self) -> bool:
-        return any(self.config.getoption(o) for o in ("markexpr", "keyword", "deselect"))
-
     def pytest_sessionstart(self) -> None:
         self.started_at = datetime.now(UTC)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.expected = len(ids)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.add(report)
 
+    def _partial(self, session: pytest.Session) -> bool:
+        """Whether some check of the stacks did not run to a verdict."""
+        config = self.config
+        if any(config.getoption(o, None) for o in ("markexpr", "keyword", "deselect", "lf")):
+            return True
+        if self.collector.deselected_by_others or not self.collector.whole_directories():
+            return True
+        expected = self.expected if self.expected is not None else len(self.collector.collected)
+        # -x, --maxfail, Ctrl-C: some collected check has no verdict.
+        return len(self.results.all()) < expected or bool(session.shouldstop or session.shouldfail)
+
     # Before the terminal reporter's summary, which runs in its sessionfinish wrapper.
-    def pytest_sessionfinish(self) -> None:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         results = self.results.all()
         if not results:
             return  # nothing ran (collect-only, all deselected): no verdict to report
-        run = build(results, self.stacks, self.started_at, datetime.now(UTC), self._partial())
-        reports = self._reports_dir()
-        incident = escalation.advance(reports / STATE_FILE, run, self._path("incident_note"))
-        json_path = self._path("summary_json") or reports / "summary.json"
-        prom_path = self._path("prom_file") or reports / "stackcheck.prom"
-        summary.write(json_path, run, incident)
-        metrics.write(prom_path, run)
-        self.outputs = [json_path, prom_path]
-        if incident is not None:
-            note_path = Path(incident.note)
-            note.write(note_path, incident, run)
-            self.outputs.append(note_path)
-        self.run, self.incident = run, incident
+        run = build(
+            results, self.stacks, self.started_at, datetime.now(UTC), self._partial(session)
+        )
+        self.run = run
+        _relabel(run)
+        self._write(run)
+        if run.status == UNKNOWN and not run.partial and session.exitstatus in (0, 1):
+            session.exitstatus = EXIT_UNKNOWN
+        elif run.status == UNHEALTHY and session.exitstatus == 0:
+            session.exitstatus = 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self) -> None:
+        # pytest's LogXML has written its file in its own sessionfinish by now.
+        path = self.config.getoption("xmlpath", None)
+        if self.run is not None and path:
+            problem = junit.rewrite(Path(self.config.invocation_params.dir, path), self.run)
+            if problem:  # the terminal summary is over: say it on stderr
+                sys.stderr.write(f"stackcheck: {problem}\n")
+
+    def _write(self, run: Run) -> None:
+        reports = self._path("reports_dir")
+        assert reports is not None  # the option has a default
+        note_override = self._path("incident_note")
+        for stack_run in run.stacks:
+            name = slug(stack_run.stack.name)
+            one = run.only(stack_run)
+            incident = None
+            try:
+                clock = reports / f"incident-{name}.json"
+                incident = escalation.advance(clock, one, note_override)
+            except WriteFailed as exc:
+                self.problems.append(
+                    f"{exc}; the incident clock of {stack_run.stack.name} was not moved"
+                )
+            self.incidents[stack_run.stack.name] = incident
+            self._try(summary.write, reports / f"summary-{name}.json", one, {name: incident})
+            if not one.partial:
+                # A partial run leaves the metrics of the last complete run alone:
+                # what it did not run is not known to be healthy.
+                self._try(metrics.write, reports / f"stackcheck-{name}.prom", one)
+            if incident is not None:
+                self._try(note.write, Path(incident.note), incident, one)
+        by_slug = {slug(name): found for name, found in self.incidents.items()}
+        if (path := self._path("summary_json")) is not None:
+            self._try(summary.write, path, run, by_slug)
+        if (path := self._path("prom_file")) is not None and not run.partial:
+            self._try(metrics.write, path, run)
+
+    def _try(self, write: Any, path: Path, *args: Any) -> None:
+        try:
+            write(path, *args)
+        except WriteFailed as exc:
+            self.problems.append(str(exc))
+        else:
+            self.outputs.append(path)
 
     # Outermost wrapper: prints after pytest's FAILURES and short test summary.
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> Generator[None]:
         result = yield
         if self.run is not None:
-            terminal.write(terminalreporter, self.run, self.incident, self.outputs)
+            terminal.write(terminalreporter, self.run, self.incidents, self.outputs, self.problems)
         return result
+
+
+def _relabel(run: Run) -> None:
+    """Rewrite each failing report's text for its role, before pytest prints it."""
+    for row in run.rows:
+        if row.hint is None:
+            continue
+        report = row.result.report
+        if row.caused_by is not None and report.when == "call":
+            report.longrepr = row.hint.consequence_text(row.caused_by)

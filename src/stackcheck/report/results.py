@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from stackcheck.definition import Check
 from stackcheck.model import CheckRef, Payload
 from stackcheck.report.hints import ref_of
 from stackcheck.report.redact import redact
@@ -18,21 +19,30 @@ _STRENGTH = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 @dataclass(frozen=True)
 class CheckResult:
     ref: CheckRef
+    check: Check  # as the payload carried it, with the fix its verdict chose
     nodeid: str
-    outcome: str  # passed | failed | error | skipped
+    # passed | failed (the stack is wrong) | error (could not check) | skipped
+    outcome: str
     evidence: str | None  # redacted
     duration_s: float
     payload: Payload
+    report: pytest.TestReport  # the controller's own, as pytest's outputs print it
 
     @property
     def failing(self) -> bool:
-        return self.outcome in ("failed", "error")
+        """The stack is wrong. A blind spot ("error") is not: it says nothing of the stack."""
+        return self.outcome == "failed"
+
+    @property
+    def blind(self) -> bool:
+        return self.outcome == "error"
 
 
-def _outcome(report: pytest.TestReport) -> str:
-    if report.when == "call" or not report.failed:
-        return report.outcome
-    return "error"
+def _outcome(report: pytest.TestReport, payload: Payload) -> str:
+    if report.when == "teardown" and report.failed:
+        return "error"  # a fixture's teardown broke: the checker's problem
+    outcome = str(payload.get("outcome") or report.outcome)
+    return outcome if outcome in _STRENGTH else "error"
 
 
 class Results:
@@ -45,7 +55,7 @@ class Results:
         payload = getattr(report, "stackcheck", None)
         if not isinstance(payload, dict):
             return  # not a check
-        outcome = _outcome(report)
+        outcome = _outcome(report, payload)
         previous = self._by_nodeid.get(report.nodeid)
         if previous is not None:
             stronger = _STRENGTH[outcome] > _STRENGTH[previous.outcome]
@@ -56,11 +66,13 @@ class Results:
         evidence = payload.get("evidence")
         self._by_nodeid[report.nodeid] = CheckResult(
             ref=ref_of(payload),
+            check=Check.from_payload(payload["definition"]),
             nodeid=report.nodeid,
             outcome=outcome,
             evidence=redact(evidence) if evidence else None,
             duration_s=float(payload.get("duration_s") or report.duration),
             payload=payload,
+            report=report,
         )
 
     def all(self) -> list[CheckResult]:

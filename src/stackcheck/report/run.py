@@ -13,6 +13,8 @@ from stackcheck.report import causes
 from stackcheck.report.hints import Hint, render
 from stackcheck.report.results import CheckResult
 
+HEALTHY, UNHEALTHY, UNKNOWN = "healthy", "unhealthy", "unknown"
+
 
 @dataclass(frozen=True)
 class Row:
@@ -22,14 +24,35 @@ class Row:
     hint: Hint | None  # for failing checks only
 
 
+def status(failed: bool, blind: bool, partial: bool) -> str:
+    """unhealthy: a check failed; unknown: none failed, but not every check was seen."""
+    if failed:
+        return UNHEALTHY
+    return UNKNOWN if blind or partial else HEALTHY
+
+
 @dataclass(frozen=True)
 class StackRun:
     stack: Stack
     rows: list[Row]  # in causes.order: deeper services and layers first
+    # Not every check of the stack ran to a verdict (-k, -m, node ids, -x...).
+    partial: bool
+
+    @property
+    def failed(self) -> bool:
+        return any(r.result.failing for r in self.rows)
+
+    @property
+    def blind_spots(self) -> list[Row]:
+        return [r for r in self.rows if r.result.blind]
+
+    @property
+    def status(self) -> str:
+        return status(self.failed, bool(self.blind_spots), self.partial)
 
     @property
     def healthy(self) -> bool:
-        return not any(r.result.failing for r in self.rows)
+        return self.status == HEALTHY
 
     @property
     def roots(self) -> list[Row]:
@@ -44,12 +67,19 @@ class Run:
     started_at: datetime
     finished_at: datetime
     stacks: list[StackRun]
-    # Checks were deselected (-m, -k, --deselect): a pass says nothing of the rest.
     partial: bool
 
     @property
+    def status(self) -> str:
+        return status(
+            any(s.failed for s in self.stacks),
+            any(s.blind_spots for s in self.stacks),
+            self.partial,
+        )
+
+    @property
     def healthy(self) -> bool:
-        return all(s.healthy for s in self.stacks)
+        return self.status == HEALTHY
 
     @property
     def duration_s(self) -> float:
@@ -65,6 +95,10 @@ class Run:
 
     def consequences(self, root: Row) -> list[Row]:
         return [r for s in self.stacks for r in s.consequences(root)]
+
+    def only(self, stack_run: StackRun) -> Run:
+        """This run as one stack's reports see it."""
+        return Run(self.started_at, self.finished_at, [stack_run], stack_run.partial)
 
 
 def build(
@@ -89,7 +123,8 @@ def build(
         def label(ref: CheckRef) -> str:
             return f"{ref.stack}/{ref.key}" if several else ref.key
 
-        analysis = causes.analyse(stack, (r.ref for r in mine if r.failing))
+        checks = {r.ref: r.check for r in mine}
+        analysis = causes.analyse(stack, {r.ref: r.check for r in mine if r.failing})
         rows = [
             Row(
                 result=r,
@@ -97,7 +132,7 @@ def build(
                 caused_by=label(analysis.cause[r.ref]) if r.ref in analysis.cause else None,
                 hint=render(r.payload, label(r.ref)) if r.failing else None,
             )
-            for r in sorted(mine, key=lambda r: causes.order(stack, r.ref))
+            for r in sorted(mine, key=lambda r: causes.order(stack, r.ref, checks[r.ref]))
         ]
-        runs.append(StackRun(stack, rows))
+        runs.append(StackRun(stack, rows, partial))
     return Run(started_at, finished_at, runs, partial)

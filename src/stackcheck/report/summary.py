@@ -9,20 +9,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stackcheck.report.catalogue import CATALOGUE
 from stackcheck.report.escalation import Incident
-from stackcheck.report.hints import link
+from stackcheck.report.files import slug, write_atomic
 from stackcheck.report.run import Row, Run
-
-
-def _status(healthy: bool) -> str:
-    return "healthy" if healthy else "unhealthy"
 
 
 def _check(row: Row) -> dict[str, Any]:
     ref = row.result.ref
-    entry = CATALOGUE[ref.check]
-    commands = row.hint.commands if row.hint else ()
+    check = row.result.check
+    # A consequence carries no fix of its own: its root cause's fix comes first.
+    commands = row.hint.commands if row.hint and row.caused_by is None else ()
     return {
         "name": ref.check,
         "stack": ref.stack,
@@ -31,14 +27,21 @@ def _check(row: Row) -> dict[str, Any]:
         "key": row.label,
         "nodeid": row.result.nodeid,
         "outcome": row.result.outcome,
+        "role": _role(row),
         "duration_s": row.result.duration_s,
-        "runbook_step": link(entry.step),
-        "fix_step": link(entry.fix),
+        "runbook_step": check.step.link,
+        "fix_step": check.fix.step.link,
         "remediation": [cmd for _, cmd in commands],
         "safety": [safety.value for safety, _ in commands],
         "caused_by": row.caused_by,
         "evidence": row.result.evidence,
     }
+
+
+def _role(row: Row) -> str | None:
+    if row.result.failing:
+        return "consequence" if row.caused_by else "root_cause"
+    return "blind_spot" if row.result.blind else None
 
 
 def _incident(incident: Incident | None, run: Run) -> dict[str, Any] | None:
@@ -48,35 +51,37 @@ def _incident(incident: Incident | None, run: Run) -> dict[str, Any] | None:
     return {
         "opened_at": incident.opened_at.isoformat(),
         "closed_at": incident.closed_at.isoformat() if incident.closed_at else None,
-        "open_for_s": round(age.total_seconds(), 3),
+        "open_for_s": round(max(age.total_seconds(), 0.0), 3),
         "runs": len(incident.runs),
         "escalate": incident.escalate(run.finished_at),
         "note": incident.note,
     }
 
 
-def document(run: Run, incident: Incident | None) -> dict[str, Any]:
+def document(run: Run, incidents: dict[str, Incident | None]) -> dict[str, Any]:
+    """``incidents``: each stack's incident, by the stack's file-name slug."""
     return {
         "stack": ", ".join(s.stack.name for s in run.stacks),
-        "status": _status(run.healthy),
+        "status": run.status,
         "started_at": run.started_at.isoformat(),
         "duration_s": round(run.duration_s, 3),
         "partial": run.partial,
         "checks": [_check(row) for row in run.rows],
         "root_causes": [row.label for row in run.roots],
+        "blind_spots": [row.label for s in run.stacks for row in s.blind_spots],
         "stacks": [
             {
                 "name": s.stack.name,
                 "compose_project": s.stack.compose_project,
-                "status": _status(s.healthy),
+                "status": s.status,
                 "root_causes": [row.label for row in s.roots],
+                "blind_spots": [row.label for row in s.blind_spots],
+                "incident": _incident(incidents.get(slug(s.stack.name)), run),
             }
             for s in run.stacks
         ],
-        "incident": _incident(incident, run),
     }
 
 
-def write(path: Path, run: Run, incident: Incident | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(run, incident), indent=2) + "\n", encoding="utf-8")
+def write(path: Path, run: Run, incidents: dict[str, Incident | None]) -> None:
+    write_atomic(path, json.dumps(document(run, incidents), indent=2) + "\n")

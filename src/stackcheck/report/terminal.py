@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pytest import TerminalReporter
 
-from stackcheck.report.catalogue import CATALOGUE, Layer, Safety
+from stackcheck.definition import Layer, Safety
 from stackcheck.report.escalation import Incident, line
-from stackcheck.report.run import Run, StackRun
+from stackcheck.report.run import UNKNOWN, Run, StackRun
 
 SAFETY_MARKUP = {
     Safety.READ_ONLY: {"green": True},
@@ -22,21 +22,35 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _stack(tr: TerminalReporter, stack_run: StackRun) -> None:
+def _stack(tr: TerminalReporter, run: Run, stack_run: StackRun, incident: Incident | None) -> None:
     stack = stack_run.stack
     where = f"{stack.name} (compose project {stack.compose_project})"
-    if stack_run.healthy:
-        tr.write_line(f"{where}: healthy", green=True, bold=True)
-    else:
-        roots = stack_run.roots
+    roots = stack_run.roots
+    blind = stack_run.blind_spots
+    if stack_run.failed:
         others = sum(len(stack_run.consequences(r)) for r in roots)
         tr.write_line(
             f"{where}: UNHEALTHY, {_plural(len(roots), 'root cause')}, "
-            f"{_plural(others, 'consequence')}",
+            f"{_plural(others, 'consequence')}"
+            + (f", {_plural(len(blind), 'check')} could not check" if blind else ""),
             red=True,
             bold=True,
         )
-    for root in stack_run.roots:
+    elif stack_run.status == UNKNOWN:
+        why = f"{_plural(len(blind), 'check')} could not check" if blind else "a partial run"
+        tr.write_line(f"{where}: UNKNOWN, no check failed but {why}", yellow=True, bold=True)
+    else:
+        tr.write_line(f"{where}: healthy", green=True, bold=True)
+    # Blind spots first: what the checker could not see may hide the real cause.
+    reasons: dict[str, list[str]] = {}
+    for row in blind:
+        reasons.setdefault(row.result.evidence or "unknown reason", []).append(row.label)
+    for reason, labels in reasons.items():
+        tr.write_line("")
+        tr.write_line(f"BLIND SPOT, could not check {_plural(len(labels), 'check')}:", yellow=True)
+        tr.write_line(f"    {reason}")
+        tr.write_line(f"    checks: {', '.join(labels)}")
+    for root in roots:
         hint = root.hint
         assert hint is not None  # every failing row has one
         tr.write_line("")
@@ -53,6 +67,7 @@ def _stack(tr: TerminalReporter, stack_run: StackRun) -> None:
             evidence = (row.result.evidence or row.result.outcome).splitlines()[0]
             tr.write_line(f"      <- {row.label}: {evidence}", yellow=True)
     _passing_areas(tr, stack_run)
+    tr.write_line(line(incident, run.only(stack_run)))
 
 
 def _passing_areas(tr: TerminalReporter, stack_run: StackRun) -> None:
@@ -62,7 +77,7 @@ def _passing_areas(tr: TerminalReporter, stack_run: StackRun) -> None:
         rows = [
             r
             for r in stack_run.rows
-            if CATALOGUE[r.result.ref.check].layer == layer and r.result.outcome != "skipped"
+            if r.result.check.layer == layer and r.result.outcome != "skipped"
         ]
         if rows and all(r.result.outcome == "passed" for r in rows):
             where = sorted({r.label.rsplit(":", 1)[0] for r in rows})
@@ -74,14 +89,19 @@ def _passing_areas(tr: TerminalReporter, stack_run: StackRun) -> None:
 
 
 def write(
-    tr: TerminalReporter, run: Run, incident: Incident | None, outputs: Sequence[Path]
+    tr: TerminalReporter,
+    run: Run,
+    incidents: dict[str, Incident | None],
+    outputs: Sequence[Path],
+    problems: Sequence[str],
 ) -> None:
-    tr.write_sep("=", "Remediation", red=not run.healthy, green=run.healthy, bold=True)
+    healthy = run.healthy
+    tr.write_sep("=", "Remediation", red=not healthy, green=healthy, bold=True)
     for stack_run in run.stacks:
-        _stack(tr, stack_run)
-    tr.write_line("")
-    escalate = incident is not None and incident.escalate(run.finished_at)
-    tr.write_line(line(incident, run), red=escalate, bold=escalate)
+        _stack(tr, run, stack_run, incidents.get(stack_run.stack.name))
+        tr.write_line("")
     here = Path.cwd()
     shown = (p.relative_to(here) if p.is_relative_to(here) else p for p in outputs)
-    tr.write_line("reports: " + ", ".join(map(str, shown)))
+    tr.write_line("reports: " + (", ".join(map(str, shown)) or "none written"))
+    for problem in problems:
+        tr.write_line(f"reports: {problem}", yellow=True)

@@ -1,0 +1,82 @@
+"""Writing report files: atomically, per stack, and never at the cost of the report.
+
+Every file is written to a temporary name beside it and renamed into place, so
+a reader (node_exporter, a dashboard, a second run) sees the old file or the
+new one, never half of one. A write that fails (read-only or full disk, a file
+where a directory should be) is reported in one line and the run goes on: a
+broken reports directory must never cost the engineer the Remediation report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class WriteFailed(Exception):
+    """A report file could not be written; the message is one line."""
+
+
+def slug(name: str) -> str:
+    """A stack name as a safe file-name part: never a path, never empty.
+
+    Names that needed changing get a short hash of the original, so two stacks
+    whose names differ only in unsafe characters keep apart.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:64].strip("._") or "stack"
+    if safe != name:
+        safe += f"-{zlib.crc32(name.encode('utf-8', 'replace')):08x}"
+    return safe
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; WriteFailed with one line if it cannot."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise WriteFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def locked(path: Path, wait_s: float = 5.0) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing), waiting at most ``wait_s``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+    except OSError as exc:
+        raise WriteFailed(f"cannot lock {path}: {exc.strerror or exc}") from None
+    with handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WriteFailed(
+                        f"{path} stayed locked by another run for {wait_s:g} s"
+                    ) from None
+                time.sleep(0.02)
+            except OSError as exc:
+                raise WriteFailed(f"cannot lock {path}: {exc.strerror or exc}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
