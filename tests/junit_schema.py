@@ -39,7 +39,10 @@ def validate_junit(path: Path) -> list[str]:
     that is not XML) at the first schema the file does not satisfy.
     """
     names = []
+    has_error = "<error" in Path(path).read_text(encoding="utf-8")
     for xsd in schema_paths():
+        if xsd == SHARED_XSD and has_error:
+            continue  # junit-10.xsd knows no <error> element (see above)
         _schema(xsd).validate(str(path))
         names.append(xsd.name)
     return names

@@ -1,4 +1,18 @@
-"""Keep passwords out of every output: terminal, JUnit, JSON, Markdown, metrics."""
+"""Keep passwords out of every output: terminal, JUnit, JSON, Markdown, metrics.
+
+The stacks' own secrets are replaced literally; the patterns below are a
+backstop for the ones we were never told about (another service's password in
+a log line, a token in a health body). They over-mask rather than leak.
+
+Every pattern runs in linear time on any input, because the text it scans is
+hostile (a health body, a log line) and a redaction that hangs hangs the whole
+report. Each one is anchored where a match can only start (a literal "://",
+the first character of a name, the first letter of an auth scheme) so that
+re.sub, which tries every position, never restarts a long scan from inside
+the previous one; and the runs each start scans are delimited by characters
+that also end the next start's run, so no character is scanned more than a
+few times.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +21,85 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "******"
-# user:password@ in any URL, for DSNs that reach us through error messages.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+# scheme://user:password@host, for DSNs that reach us through error messages.
+# Anchored on the literal "://" rather than on the scheme: "[a-z][a-z0-9+.-]*://"
+# restarted at every letter of a long word, quadratic. The user may be empty
+# (redis://:pw@host); the password runs to the *last* "@" before the host, since
+# people paste unencoded passwords (admin:p@ssW0rd@host). Neither may contain
+# "/", so one start's scan ends before the next "://" begins; nor whitespace or
+# quotes, so compact JSON ("url":"http://u:p@h","mail":"a@b") does not swallow
+# the next field.
+_URL_PASSWORD = re.compile(
+    r"""(?P<head>://[^\s/?#@:"'`<>]*:)[^\s/"'`<>]+(?=@)""",
+)
+
+# Authorization: Bearer abc.def / Basic dXNlcjpwdw==. The scheme is matched
+# case-insensitively, as HTTP does; the lookbehind keeps a start from being
+# retried at every letter of a long word.
+_AUTH_SCHEME = re.compile(
+    r"""(?<![A-Za-z0-9_-])(?P<head>(?:bearer|basic)[ \t]+)[^\s"'`<>,;]+""",
+    re.IGNORECASE,
+)
+
+# NAME=value, NAME: value, "name": "value", 'name': 'value', ?token=value&...
+# where NAME contains one of these words (POSTGRES_PASSWORD, db_password,
+# AWS_SECRET_ACCESS_KEY, PGPASSWORD, token, ...).
+_SECRET_WORD = r"(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)"
+_NAME_CHAR = r"[A-Za-z0-9_.-]"
+_KEY_VALUE = re.compile(
+    rf"""
+    (?P<head>
+        (?P<quote>["'])?
+        # Only at the first character of a name: a start inside a long name is
+        # refused at once instead of rescanning it. "/" too, so a URL's host or
+        # path (http://token-svc:8080/, redis://token:pw@h) is not a key.
+        (?<![A-Za-z0-9_./-])
+        # The lookahead cannot leave the name, and is atomic: one scan per name.
+        (?={_NAME_CHAR}*?{_SECRET_WORD})
+        {_NAME_CHAR}+
+        (?(quote)
+            (?P=quote)[ \t]*[=:][ \t]*
+        |
+            # A bare "name:" needs YAML's space (or a quote) after it, so that
+            # labels like token-svc:http_health stay readable.
+            [ \t]*(?:=[ \t]*|:[ \t]+|:(?=["']))
+        )
+    )
+    (?P<value>
+        # Quoted values end at their closing quote, never past the line.
+        "(?:[^"\\\n]|\\.)*"
+    |   '(?:[^'\\\n]|\\.)*'
+        # Unquoted ones at whitespace, "&" (query strings) or a quote (the end of
+        # an enclosing string). An unclosed quote is masked with what follows.
+    |   [^\s&][^\s"'`<>&]*
+    )
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if len(value) >= 2 and value[0] in "\"'" and value[-1] == value[0]:
+        return f"{match.group('head')}{value[0]}{MASK}{value[0]}"
+    return match.group("head") + MASK
+
+
+def _mask_after_head(match: re.Match[str]) -> str:
+    return match.group("head") + MASK
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` and anything that looks like a password masked."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, MASK)
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
-    return _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    text = _URL_PASSWORD.sub(_mask_after_head, text)
+    # Before the key=value pass: in "token: Bearer abc" that pass would mask only
+    # the word "Bearer" and leave the token itself.
+    text = _AUTH_SCHEME.sub(_mask_after_head, text)
+    return _KEY_VALUE.sub(_mask_value, text)
 
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:

@@ -14,7 +14,9 @@ from reportbench import SRC, CheckRun
 
 @pytest.fixture
 def checkrun(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> CheckRun:
-    # Subprocess runs (xdist) import stackcheck whether or not it is installed.
+    # Subprocess runs (xdist) import stackcheck whether or not it is installed,
+    # and the fabricating plugin from the pytester directory.
     path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SRC), path])))
+    parts = [str(SRC), str(pytester.path), path]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, parts)))
     return CheckRun(pytester)

@@ -1,4 +1,8 @@
-"""The reporter's test bench: the fake collector and a scenario, run in pytester."""
+"""The reporter's test bench: the real checks on fabricated facts, run in pytester.
+
+A scenario says what the probes saw (factbench); the verdicts, the causal
+analysis and every output are the real ones. Nothing here lists the checks.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import factbench
 import pytest
-
-from stackcheck.model import CHECKS
 
 HERE = Path(__file__).parent
 SRC = HERE.parent.parent / "src"
-SCHEMAS = HERE.parent.parent.parent / "shared" / "schemas"
-
-TEST_MODULE = """
-from stackcheck.model import expect
-
-
-def _check(verdict):
-    if "print" in verdict:
-        print(verdict["print"])
-    if "crash" in verdict:
-        raise RuntimeError(verdict["crash"])
-    expect("evidence" not in verdict, verdict.get("evidence", ""))
-""" + "".join(f"\n\ndef test_{check}(ref, verdict):\n    _check(verdict)\n" for check in CHECKS)
 
 PASSWORD = "s3cret-pw"
 TESTBED: dict[str, Any] = {
@@ -43,52 +33,78 @@ TESTBED: dict[str, Any] = {
         },
     },
 }
+# The testbed: 2 services, 1 edge. Checks per service: running, stable, healthy,
+# logs, memory, cpu (6 x 2); db: pg_ready, pg_connections, pg_data_disk; the edge:
+# resolve, ping, port; backend: http_health.
+TESTBED_ITEMS = 19
+TESTBED_SKIPPED = 2  # neither container has a HEALTHCHECK in the healthy facts
 
 # What the probes see when the db container has been stopped (testbed facts:
 # a stopped container also drops out of the compose network's DNS).
-DB_STOPPED: dict[str, Any] = {
-    "db:container_running": {
-        "evidence": "container tb-db-1 is exited (exit code 0)",
-        "context": {"state": "exited", "exit_code": 0},
+_NOT_RUNNING = "cannot look inside db: container is exited"
+DB_STOPPED: dict[str, dict[str, Any]] = {
+    "container:db": {"state": "exited", "exit_code": 0, "finished_at": "2026-11-28T02:34:45Z"},
+    "stats:db": {"error": _NOT_RUNNING},
+    "datafs:db": {"error": _NOT_RUNNING},
+    "pg:db": {"ping": "no response", "error": "connection refused", "in_use": None},
+    "net:backend->db": {
+        "resolve": "failed",
+        "ping": "failed",
+        "port_open": "failed",
+        "detail": {"resolve": "name does not resolve"},
     },
-    "db:container_healthy": {"evidence": "container tb-db-1 is not running: no health status"},
-    "db:memory_headroom": {"evidence": "container tb-db-1 is not running: no memory stats"},
-    "db:cpu_headroom": {"evidence": "container tb-db-1 is not running: no CPU stats"},
-    "db:pg_ready": {
-        "evidence": "no response from 127.0.0.1:15432",
-        "context": {"pg_outcome": "no response", "pg_user": "scheduler"},
-    },
-    "db:pg_connections": {"evidence": "cannot connect to count connections"},
-    "backend->db:net_resolve": {"evidence": "db does not resolve from backend"},
-    "backend->db:net_ping": {"evidence": "db does not resolve from backend"},
-    "backend->db:net_port": {"evidence": "db does not resolve from backend"},
-    "backend:http_health": {
-        "evidence": "GET http://127.0.0.1:18000/health answered 503",
-        "context": {"http_status": 503},
-    },
-    "backend:container_healthy": {"evidence": "health status is unhealthy"},
-    "backend:logs_clean": {
-        "evidence": "2 error lines in the last 200",
-        "context": {"log_lines": ["ERROR: connection to db failed", "ERROR: retrying"]},
-    },
+    "http:backend": {"status": 503, "body": '{"status":"unhealthy"}', "json_status": "unhealthy"},
+    "logs:backend": {"match_count": 2, "matches": ["ERROR: connection to db failed", "ERROR: retrying"]},
 }
-DB_CONSEQUENCES = sorted(set(DB_STOPPED) - {"db:container_running"})
+DB_CONSEQUENCES = sorted(
+    [
+        "db:memory_headroom",
+        "db:cpu_headroom",
+        "db:pg_data_disk",
+        "db:pg_ready",
+        "db:pg_connections",
+        "backend->db:net_resolve",
+        "backend->db:net_ping",
+        "backend->db:net_port",
+        "backend:http_health",
+        "backend:logs_clean",
+    ]
+)
+DB_FAILED = 1 + len(DB_CONSEQUENCES)
 
-BACKEND_OOM: dict[str, Any] = {
-    "backend:container_stable": {
-        "evidence": "OOM-killed 12s ago (exit code 137), 1 restart in 300s",
-        "context": {"oom_killed": True, "exit_code": 137, "restart_count": 1},
-    },
+BACKEND_OOM: dict[str, dict[str, Any]] = {
+    "container:backend": {"oom_killed": True, "exit_code": 137, "restart_count": 1, "recent_ooms": 1},
 }
+
+
+def toml_value(value: Any) -> str:
+    return json.dumps(value)  # strings, numbers and lists of strings read the same in TOML
+
+
+def stack_toml(spec: Mapping[str, Any]) -> str:
+    lines = ["[stack]", f"name = {toml_value(spec['name'])}"]
+    lines.append(f"compose_project = {toml_value(spec['compose_project'])}")
+    for key in ("docker_host",):
+        if key in spec:
+            lines.append(f"{key} = {toml_value(spec[key])}")
+    for table in ("thresholds", "timeouts", "logs"):
+        if spec.get(table):
+            lines.append(f"[{table}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in spec[table].items()]
+    for name, service in spec["services"].items():
+        lines.append(f"[services.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in service.items()]
+    return "\n".join(lines) + "\n"
 
 
 class CheckRun:
-    """One pytester directory with the fake collector and a scenario."""
+    """One pytester directory with the real checks, stack files and a scenario."""
 
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
-        pytester.makeconftest((HERE / "fake_collector.py").read_text())
-        pytester.makepyfile(test_checks=TEST_MODULE)
+        factbench.lay_out(pytester.path)
+        pytester.syspathinsert()
+        self.stacks: list[dict[str, Any]] = []
         self.scenario({})
 
     @property
@@ -100,21 +116,32 @@ class CheckRun:
         return self.path / "reports"
 
     def scenario(
-        self, faults: Mapping[str, Any], stacks: list[dict[str, Any]] | None = None
+        self,
+        changes: Mapping[str, Any],
+        stacks: list[dict[str, Any]] | None = None,
+        by_stack: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        scenario = {"stacks": stacks or [TESTBED], "faults": dict(faults)}
-        (self.path / "scenario.json").write_text(json.dumps(scenario))
+        """``changes`` apply to the first stack; ``by_stack`` names the stack of each."""
+        self.stacks = stacks or [TESTBED]
+        for spec in self.stacks:
+            (self.path / f"{spec['name']}.toml").write_text(stack_toml(spec))
+        scenario = dict(by_stack or {self.stacks[0]["name"]: dict(changes)})
+        factbench.write_scenario(self.path, {k: dict(v) for k, v in scenario.items()})
+
+    def args(self) -> list[str]:
+        found = ["checks", "-p", "fabricated", "-p", "no:cacheprovider"]
+        for spec in self.stacks:
+            found += ["--stack", f"{spec['name']}.toml"]
+        return found
 
     def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
-        # The installed entry point would register the real collector too.
-        args = ("-p", "no:stackcheck", "-p", "no:cacheprovider", *args)
         if subprocess:
-            return self.pytester.runpytest_subprocess(*args)
-        return self.pytester.runpytest(*args)
+            return self.pytester.runpytest_subprocess(*self.args(), *args)
+        return self.pytester.runpytest(*self.args(), *args)
 
-    def summary(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.reports / "summary.json").read_text())
+    def summary(self, stack: str = "testbed") -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.reports / f"summary-{stack}.json").read_text())
         return data
 
-    def checks(self) -> dict[str, dict[str, Any]]:
-        return {c["key"]: c for c in self.summary()["checks"]}
+    def checks(self, stack: str = "testbed") -> dict[str, dict[str, Any]]:
+        return {c["key"]: c for c in self.summary(stack)["checks"]}

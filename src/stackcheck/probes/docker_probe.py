@@ -43,7 +43,11 @@ def describe_engine_error(stack: Stack, exc: BaseException) -> str:
     if isinstance(exc, docker.errors.APIError):
         return f"Docker engine at {where} answered: {exc.explanation or text}"
     reason = text.split("(Caused by")[0].strip().rstrip(":") or type(exc).__name__
-    return f"Docker engine unreachable at {where}: {reason}"
+    return (
+        f"Docker engine unreachable at {where}: {reason}. To restore sight: point DOCKER_HOST "
+        "(or the stack file's docker_host) at the stack's engine, check that "
+        f"`docker -H {where} info` answers, and for ssh:// that the SSH login works"
+    )
 
 
 def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
