@@ -37,8 +37,12 @@ def _stack(tr: TerminalReporter, run: Run, stack_run: StackRun, incident: Incide
             bold=True,
         )
     elif stack_run.status == UNKNOWN:
-        why = f"{_plural(len(blind), 'check')} could not check" if blind else "a partial run"
-        tr.write_line(f"{where}: UNKNOWN, no check failed but {why}", yellow=True, bold=True)
+        why = (
+            f"{_plural(len(blind), 'check')} could not check"
+            if blind
+            else "this run was partial (not every check ran)"
+        )
+        tr.write_line(f"{where}: UNKNOWN, no check failed, but {why}", yellow=True, bold=True)
     else:
         tr.write_line(f"{where}: healthy", green=True, bold=True)
     # Blind spots first: what the checker could not see may hide the real cause.
