@@ -1,10 +1,13 @@
 """Canary passwords: whatever a probe lets slip, no output of the run shows them.
 
-The fake collector, unlike the real one, redacts nothing: everything here is
-caught by the reporter's own, defensive redaction.
+The fabricated facts, unlike the real probes, redact nothing, and a fixture
+prints and logs the canaries in every check: everything here is caught by the
+plugin's and the reporter's own, defensive redaction.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from reportbench import CheckRun
@@ -13,6 +16,7 @@ pytest_plugins = ("pytester",)
 
 DSN_CANARY = "canary-Dsn-7Hq2x"
 ENV_CANARY = "canary-Env-Zr91k"
+LEAKED_URL = f"http://admin:{ENV_CANARY}@127.0.0.1:18000/health"
 
 STACK = {
     "name": "testbed",
@@ -25,28 +29,44 @@ STACK = {
         "backend": {
             "depends_on": ["db"],
             "health_url": "http://127.0.0.1:18000/health",
+            "port": 8000,
         },
     },
 }
 
-LEAKY = {
-    "db:container_running": {
-        "evidence": f"container exited: FATAL password authentication failed ({DSN_CANARY})",
-        "context": {"log_lines": [f"connecting with password={ENV_CANARY}"]},
-        "print": f"DATABASE_URL=postgresql://scheduler:{DSN_CANARY}@db/scheduler",
+# What careless probes could hand over: each leak reaches a different output path.
+LEAKY: dict[str, dict[str, Any]] = {
+    # A failure's evidence (container_healthy) and the live values of every db check.
+    "container:db": {
+        "health_status": "unhealthy",
+        "health_output": f"FATAL password authentication failed ({DSN_CANARY})",
     },
-    "db:pg_ready": {"crash": f"connect failed for password {DSN_CANARY}"},
-    "db:pg_connections": {"setup_error": f"PGPASSWORD={ENV_CANARY} rejected"},
-    "backend:http_health": {
-        "evidence": "503",
-        "context": {"health_url": f"http://admin:{ENV_CANARY}@127.0.0.1:18000/health"},
-        "print": f"token {ENV_CANARY}",
-    },
-    "backend:logs_clean": {
-        "evidence": f"1 error line: {ENV_CANARY}",
-        "context": {"log_lines": [f"ERROR auth {DSN_CANARY}"]},
-    },
+    # Log lines: the evidence and the hint's "log lines" of logs_clean.
+    "logs:db": {"match_count": 1, "matches": [f"connecting with password={ENV_CANARY}"]},
+    "logs:backend": {"match_count": 1, "matches": [f"ERROR auth {DSN_CANARY}"]},
+    # Could not check: the reason is the blind spot's text and the setup error's.
+    "pg:db": {"blind": f"PGPASSWORD={ENV_CANARY} rejected"},
+    # The URL is a command's value (curl) and part of the evidence, as is the body.
+    "http:backend": {"url": LEAKED_URL, "status": 503, "body": f"token {ENV_CANARY}"},
+    # No CPU: cpu_headroom crashes; `-l` prints its locals, the stack's DSN among them.
+    "stats:db": {"online_cpus": 0},
 }
+
+# Printed, written to stderr and logged by every check: the captured sections.
+LEAKY_PLUGIN = f'''
+import logging
+import sys
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def leak():
+    print("DATABASE_URL=postgresql://scheduler:{DSN_CANARY}@db/scheduler")
+    sys.stderr.write("PGPASSWORD={ENV_CANARY}\\n")
+    logging.getLogger("leaky").warning("token %s", "{ENV_CANARY}")
+    yield
+'''
 
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
@@ -54,8 +74,11 @@ def test_no_output_shows_a_password(
     checkrun: CheckRun, monkeypatch: pytest.MonkeyPatch, workers: tuple[str, ...]
 ) -> None:
     monkeypatch.setenv("PGPASSWORD", ENV_CANARY)
+    (checkrun.path / "leaky.py").write_text(LEAKY_PLUGIN)
     checkrun.scenario(LEAKY, stacks=[STACK])
     result = checkrun.run(
+        "-p",
+        "leaky",
         "-rA",
         "-l",  # locals in tracebacks: the fixtures' values hold the canaries
         "--junitxml=junit.xml",
@@ -64,19 +87,30 @@ def test_no_output_shows_a_password(
         *workers,
         subprocess=bool(workers),
     )
-    result.assert_outcomes(failed=4, errors=1, passed=13)
+    # db:container_healthy, both logs_clean, backend:http_health fail; cpu_headroom
+    # crashes in its call (pytest: failed); both pg checks could not check (errors).
+    result.assert_outcomes(failed=5, errors=2, passed=11, skipped=1)
     outputs = {
         "stdout": result.stdout.str(),
         "stderr": result.stderr.str(),
         "junit.xml": (checkrun.path / "junit.xml").read_text(),
     }
     outputs.update({p.name: p.read_text() for p in checkrun.reports.iterdir()})
-    assert {"summary.json", "stackcheck.prom", "incident.json"} <= set(outputs)
-    assert any(name.startswith("incident-") for name in outputs)
+    assert {"summary-testbed.json", "stackcheck-testbed.prom", "incident-testbed.json"} <= set(
+        outputs
+    )
+    assert any(name.startswith("incident-testbed-") for name in outputs)
     for name, text in outputs.items():
         assert DSN_CANARY not in text, name
         assert ENV_CANARY not in text, name
     # The leaks were there to hide: their surroundings still show.
-    assert "FATAL password authentication failed (******)" in outputs["stdout"]
-    assert "curl -v http://admin:******@127.0.0.1:18000/health" in outputs["stdout"]
-    assert "<- db:pg_connections: RuntimeError: PGPASSWORD=****** rejected" in outputs["stdout"]
+    stdout = outputs["stdout"]
+    assert "FATAL password authentication failed (******)" in stdout
+    # Masked before it is filled in, so the mask's '*' is quoted with the rest.
+    assert "curl -v 'http://admin:******@127.0.0.1:18000/health'" in stdout
+    assert "could not check db:pg_connections: PGPASSWORD=****** rejected" in stdout
+    assert "    PGPASSWORD=****** rejected" in stdout  # the blind spot's reason
+    assert "DATABASE_URL=postgresql://scheduler:******@db/scheduler" in stdout
+    assert "connecting with password=******" in outputs["summary-testbed.json"]
+    assert "ZeroDivisionError" in stdout  # the crash was reported, its locals masked
+    assert "token ******" in outputs["junit.xml"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from stackcheck.config import SCHEMA, load_stack
 from tests.checkrun import run_checks
 
 GOOD = """\
@@ -55,6 +56,18 @@ CASES = {
     ),
     "bad regex": (GOOD + '\n[logs]\npatterns = ["(unclosed"]\n', "invalid regex"),
     "no services": ('[stack]\nname = "s"\ncompose_project = "p"\n', "no services"),
+    "gaps not a list": (
+        GOOD.replace("port = 8080", 'port = 8080\ngaps = "net_ping"'),
+        "'services.api.gaps' must be a list",
+    ),
+    "gaps not strings": (
+        GOOD.replace("port = 8080", "port = 8080\ngaps = [1]"),
+        "'services.api.gaps' must be a list of strings",
+    ),
+    "gaps name an unknown check": (
+        GOOD.replace("port = 8080", 'port = 8080\ngaps = ["net_pong"]'),
+        "gaps name unknown checks: net_pong",
+    ),
 }
 
 
@@ -107,3 +120,66 @@ def test_good_file_with_other_names_collects_their_ids(tmp_path: Path) -> None:
         assert test_id in run.stdout
     assert "test_pg_ready[api]" not in run.stdout
     assert "test_http_health[postgres]" not in run.stdout
+
+
+def one_line_error(path: Path, tmp_path: Path) -> str:
+    run = run_checks("--stack", str(path), tmp_path=tmp_path)
+    assert run.returncode == 4, run.stdout + run.stderr
+    lines: list[str] = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    return lines[0]
+
+
+LONG_NAME = "a" * 100_000
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["$(touch {marker})", "-rf", "a b", LONG_NAME],
+    ids=["command", "option", "space", "long"],
+)
+def test_a_service_name_compose_cannot_have_is_rejected(name: str, tmp_path: Path) -> None:
+    marker = tmp_path / "touched"
+    name = name.format(marker=marker)
+    path = tmp_path / "stack.toml"
+    # A TOML basic string, escaped for TOML: the name reaches the loader unchanged.
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    path.write_text(
+        GOOD.replace("[services.api]", f'[services."{quoted}"]').replace(
+            'depends_on = ["postgres"]\n', ""
+        )
+    )
+    line = one_line_error(path, tmp_path)
+    assert line.startswith(f"ERROR: {path}: service name "), line
+    assert "is not a compose service name" in line
+    # At most 64 characters of the name are echoed, whatever its length.
+    assert name[:64] in line
+    assert "a" * 65 not in line and len(line) < len(str(path)) + 250
+    assert not marker.exists()
+
+
+def test_the_data_disk_threshold_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "stack.toml"
+    path.write_text(GOOD + "\n[thresholds]\ndata_disk_percent = 95\n")
+    run = run_checks("--stack", str(path), "--collect-only", "-q", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "test_pg_data_disk[postgres]" in run.stdout
+    assert load_stack(path).thresholds.data_disk_percent == 95
+
+
+PERCENTS = sorted(k for k in SCHEMA["thresholds"] if k.endswith("_percent"))
+
+
+def test_every_percent_threshold_is_known() -> None:
+    assert "data_disk_percent" in PERCENTS and len(PERCENTS) >= 4
+
+
+@pytest.mark.parametrize("key", PERCENTS)
+def test_a_percentage_above_100_is_rejected(key: str, tmp_path: Path) -> None:
+    path = tmp_path / "stack.toml"
+    path.write_text(GOOD + f"\n[thresholds]\n{key} = 100.5\n")
+    line = one_line_error(path, tmp_path)
+    assert line == f"ERROR: {path}: 'thresholds.{key}' must be at most 100"
+    path.write_text(GOOD + f"\n[thresholds]\n{key} = 100\n")
+    assert getattr(load_stack(path).thresholds, key) == 100
