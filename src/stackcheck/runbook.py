@@ -13,9 +13,10 @@ DIAGNOSE_CONTAINER = Step("diagnose-container-status", "Container status")
 DIAGNOSE_LOGS = Step("diagnose-logs", "Container logs")
 DIAGNOSE_RESOURCES = Step("diagnose-resources", "Memory and CPU")
 DIAGNOSE_DATABASE = Step("diagnose-database", "Database readiness and connections")
-DIAGNOSE_DATA_DISK = Step("diagnose-data-disk", "Database disk space")
 DIAGNOSE_NETWORK = Step("diagnose-network", "Network between services")
 DIAGNOSE_HEALTH = Step("diagnose-health-endpoint", "Health endpoint")
+# Added after the original six; it sits in the resources layer of the root-cause order.
+DIAGNOSE_DATA_DISK = Step("diagnose-data-disk", "Database disk space")
 
 # Resolution steps.
 RESOLVE_START = Step("resolve-start-container", "Start a stopped container")
@@ -33,9 +34,9 @@ STEPS = (
     DIAGNOSE_LOGS,
     DIAGNOSE_RESOURCES,
     DIAGNOSE_DATABASE,
-    DIAGNOSE_DATA_DISK,
     DIAGNOSE_NETWORK,
     DIAGNOSE_HEALTH,
+    DIAGNOSE_DATA_DISK,
     RESOLVE_START,
     RESOLVE_CRASH_LOOP,
     RESOLVE_UNHEALTHY,
