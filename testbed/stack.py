@@ -42,6 +42,7 @@ FAULTS: tuple[str, ...] = (
     "backend-stopped",
     "backend-crashloop",
     "backend-oom-killed",
+    "backend-oom-crashloop",
     "backend-memory-near-limit",
     "backend-log-errors",
     "health-500",
@@ -51,6 +52,7 @@ FAULTS: tuple[str, ...] = (
     "db-hung",
     "db-connections-near-limit",
     "db-connections-exhausted",
+    "db-disk-full",
     "network-partition",
     "dns-broken",
 )
@@ -60,6 +62,14 @@ USABLE_CONNECTIONS = 27
 NEAR_LIMIT_CONNECTIONS = 24
 MEMORY_NEAR_LIMIT = 0.94  # of the backend's mem_limit, as docker stats counts it
 FAULT_MARK = "stackcheck-fault"  # in the argv of every process a fault starts
+# db's data directory is a size-limited tmpfs volume (docker-compose.yml), so
+# db-disk-full fills that filesystem and never the host's disk.
+PGDATA = "/var/lib/postgresql/data"
+PG_ISREADY = "/usr/lib/postgresql/15/bin/pg_isready"
+DISK_FILLER = f"{PGDATA}/{FAULT_MARK}-filler"
+DISK_FULL = 0.97  # db-disk-full: used / size of the data filesystem, as df counts it
+DISK_DIRTY = 0.80  # a fresh cluster uses about 0.36; this much is a trace of a fault
+DATA_FS_MAX = 1 << 30  # never fill a data filesystem larger than this: it is not ours
 LOG_PATTERN = re.compile(r"error|exception|fatal|traceback|panic", re.IGNORECASE)
 
 INJECTED_LOG_LINES = (
@@ -312,6 +322,15 @@ class Testbed:
                 return "down"
         return "trickle"
 
+    def data_disk_usage(self) -> tuple[int, int]:
+        """(used, size) in bytes of the filesystem that holds db's data directory, by df."""
+        lines = self.exec("db", ["df", "-P", "-B1", PGDATA]).strip().splitlines()
+        fields = lines[-1].split()  # Filesystem 1-blocks Used Available Capacity Mounted-on
+        try:
+            return int(fields[2]), int(fields[1])
+        except (IndexError, ValueError):
+            raise TestbedError(f"db: cannot read df of {PGDATA}: {lines[-1:]}") from None
+
     def memory_percent(self, service: str = "backend") -> float:
         """Memory use in % of the limit as `docker stats` shows it (usage minus cache)."""
         stats = self.container(service).stats(stream=False)
@@ -414,7 +433,8 @@ class Testbed:
                 [
                     "sh",
                     "-c",
-                    "ls -A /run/faults 2>/dev/null; [ ! -e /app/crashloop ] || echo crashloop",
+                    "ls -A /run/faults 2>/dev/null; [ ! -e /app/crashloop ] || echo crashloop;"
+                    " [ ! -e /app/oomloop ] || echo oomloop",
                 ],
             )
             if markers.strip():
@@ -422,6 +442,12 @@ class Testbed:
             local = Path(f"/proc/{pid}").exists()  # the engine runs on this host
             if local and self._nsenter_ip(pid, "route", "show", "type", "blackhole").strip():
                 reasons.append("blackhole route")
+        if service == "db":
+            used, size = self.data_disk_usage()
+            if used >= DISK_DIRTY * size:
+                reasons.append(f"data filesystem {100.0 * used / size:.0f}% used")
+            if self.container("db").exec_run(["test", "-e", DISK_FILLER]).exit_code == 0:
+                reasons.append("disk filler file")
         return reasons
 
     # ---------------------------------------------------------------- faults
@@ -460,6 +486,21 @@ class Testbed:
         )
         # Back in service after the restart: the trace is in docker's records only.
         wait_for(lambda: self.health() == "200", 30, "backend /health 200 after the OOM kill")
+
+    def _fault_backend_oom_crashloop(self) -> None:
+        # The marker is in the writable layer, so it outlives every restart: the
+        # running app's watcher grows at once (the first kill), and every start
+        # after it grows at import. A kill by the kernel, unlike `docker kill`,
+        # leaves the restart policy on, so docker keeps restarting it.
+        self.exec("backend", ["touch", "/app/oomloop"])
+
+        def looping() -> bool:
+            attrs = self.container("backend").attrs
+            return bool(attrs["RestartCount"] >= 2 and attrs["State"]["OOMKilled"])
+
+        # Docker's back-off doubles from 100 ms and each start lives about half
+        # a second before it is killed: two restarts take a second or two.
+        wait_for(looping, 60, "the backend to be OOM-killed and restarted twice")
 
     def _fault_backend_memory_near_limit(self) -> None:
         fraction = str(MEMORY_NEAR_LIMIT)
@@ -528,6 +569,28 @@ class Testbed:
 
     def _fault_db_connections_exhausted(self) -> None:
         self._hold_connections(USABLE_CONNECTIONS)
+
+    def _fault_db_disk_full(self) -> None:
+        mounts = self.container("db").attrs["Mounts"]
+        if not any(m.get("Destination") == PGDATA for m in mounts):
+            raise TestbedError(f"db has no volume at {PGDATA}: run up to recreate it")
+        used, size = self.data_disk_usage()
+        if size > DATA_FS_MAX:  # a guard: filling it would fill a real disk
+            raise TestbedError(f"db's data filesystem has {size} bytes, not a small tmpfs")
+        # fallocate reserves the blocks in one call (tmpfs supports it), so the
+        # fill is instant. The files PostgreSQL already has keep working, and
+        # a few MB stay free, so it keeps running and accepting connections.
+        missing = int(DISK_FULL * size) - used
+        if missing > 0:
+            self.exec("db", ["fallocate", "-l", str(missing), DISK_FILLER])
+        used, size = self.data_disk_usage()
+        if used < 0.95 * size:
+            raise TestbedError(f"db's data filesystem is only {100.0 * used / size:.1f}% used")
+        wait_for(
+            lambda: self.container("db").exec_run([PG_ISREADY, "-h", "127.0.0.1"]).exit_code == 0,
+            10,
+            "PostgreSQL to accept connections on the full disk",
+        )
 
     def _fault_network_partition(self) -> None:
         pid = self._local_pid("backend")

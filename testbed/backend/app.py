@@ -1,7 +1,8 @@
 """A minimal Residency Scheduler backend: just enough API to be checked.
 
-Faults are switched by files under /run/faults, written with ``docker exec``
-by testbed/stack.py, so the code under test is the same in every scenario.
+Faults are switched by files under /run/faults (and the crash-loop markers in
+/app), written with ``docker exec`` by testbed/stack.py, so the code under test
+is the same in every scenario.
 """
 
 import asyncio
@@ -9,15 +10,24 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 
 FAULTS = Path("/run/faults")
+OOM_LOOP = Path("/app/oomloop")
 DATABASE_URL = os.environ["DATABASE_URL"]
 
 app = FastAPI(title="Residency Scheduler (testbed)")
+
+
+def _grow_until_killed() -> NoReturn:
+    """Allocate until the kernel's OOM killer ends the process (mem_limit 256m)."""
+    hog = []
+    while True:  # every page is written, so all of it counts against mem_limit
+        hog.append(b"\x01" * (8 << 20))
 
 
 def _oom_watcher() -> None:
@@ -25,16 +35,24 @@ def _oom_watcher() -> None:
 
     The file is deleted *before* allocating, so the restart that the restart
     policy makes after the kernel's OOM kill comes up clean: one kill, no loop.
+    The backend-oom-crashloop marker /app/oomloop is never deleted: it starts
+    the first kill here and every later one at import, below.
     """
     trigger = FAULTS / "oom"
     while True:
         if trigger.exists():
             trigger.unlink(missing_ok=True)
-            hog = []
-            while True:  # every page is written, so all of it counts against mem_limit
-                hog.append(b"\x01" * (8 << 20))
+            _grow_until_killed()
+        if OOM_LOOP.exists():
+            _grow_until_killed()
         time.sleep(0.2)
 
+
+# The backend-oom-crashloop fault: the marker is in the container's writable
+# layer, so it survives the restarts; growing at import, before uvicorn binds
+# its port, means every start is OOM-killed without ever serving a request.
+if OOM_LOOP.exists():
+    _grow_until_killed()
 
 threading.Thread(target=_oom_watcher, name="oom-fault", daemon=True).start()
 

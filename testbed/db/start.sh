@@ -1,6 +1,7 @@
 #!/bin/sh
-# PostgreSQL 15 for the testbed: a fresh cluster each time the container is
-# created, an unprivileged application role, password auth over TCP.
+# PostgreSQL 15 for the testbed: a fresh cluster each time the container
+# starts (the data directory is a tmpfs volume, see docker-compose.yml), an
+# unprivileged application role, password auth over TCP.
 set -eu
 : "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
 APP_USER="${APP_USER:-scheduler}"

@@ -10,6 +10,7 @@ HEALTHY with fresh containers wherever the fault had touched one.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from testbed import CANARY_PASSWORD, FAULTS, Testbed
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ISREADY = "/usr/lib/postgresql/15/bin/pg_isready"
+PGDATA = "/var/lib/postgresql/data"
 ERROR_LINE = re.compile(r"error|exception|fatal|traceback|panic", re.IGNORECASE)
 HTTP_DEADLINE_S = 4.0  # > the backend's 2 s database connect timeout
 
@@ -88,6 +90,7 @@ HEALTHY: dict[str, Any] = {
     "db.status": "running",
     "db.health": "healthy",
     "db.log_errors": False,
+    "db: data filesystem used %": Between(1, 60),  # a fresh cluster: about 36 % of 128 MiB
     "GET /health": "200",
     "pg_isready": "accepting connections",
     "backend: nc -z db 5432": True,
@@ -129,6 +132,22 @@ FAULT_TABLE: dict[str, tuple[set[str], dict[str, Any]]] = {
             "backend.oom_events": 1,
         },
     ),
+    "backend-oom-crashloop": (
+        {"backend"},
+        {
+            # each start is killed about half a second after it, between
+            # back-off pauses that double: either state may be seen
+            "backend.status": OneOf("restarting", "running"),
+            "backend.restarts": Between(2, 1000),
+            "backend.oom_killed": True,  # docker keeps it true while a restart runs
+            "backend.oom_events": Between(2, 1000),
+            "backend.memory_pct": Anything(),  # growing while up; None between starts
+            "GET /health": "down",  # it grows at import, before uvicorn binds
+            # an exec may land in a start, in a dying one, or between starts
+            "backend: nc -z db 5432": OneOf(True, False, None),
+            "backend: getent hosts db": OneOf(True, False, None),
+        },
+    ),
     "backend-memory-near-limit": ({"backend"}, {"backend.memory_pct": Between(90, 97)}),
     "backend-log-errors": ({"backend"}, {"backend.log_errors": True}),
     "health-500": ({"backend"}, {"GET /health": "500"}),
@@ -139,6 +158,7 @@ FAULT_TABLE: dict[str, tuple[set[str], dict[str, Any]]] = {
         {
             "db.status": "exited",
             "db.health": Anything(),  # docker keeps the last probe's verdict
+            "db: data filesystem used %": None,
             "GET /health": "503",
             "pg_isready": None,
             "backend: nc -z db 5432": False,  # a stopped container's name leaves DNS
@@ -167,6 +187,8 @@ FAULT_TABLE: dict[str, tuple[set[str], dict[str, Any]]] = {
             "db.log_errors": Anything(),  # FATAL lines for the refused connections
         },
     ),
+    # Full, not yet out of space: PostgreSQL still serves; only df tells.
+    "db-disk-full": ({"db"}, {"db: data filesystem used %": Between(95, 100)}),
     "network-partition": (
         {"backend"},
         {"GET /health": "503", "backend: nc -z db 5432": False},
@@ -250,6 +272,17 @@ def scheduler_connections(db: Container) -> int | None:
     return int(result.output) if result.exit_code == 0 else None
 
 
+def data_fs_used_pct(db: Container) -> float | None:
+    """Use of the filesystem that holds PGDATA, as df in the db container counts it."""
+    if db.attrs["State"]["Status"] != "running":
+        return None
+    result = db.exec_run(["df", "-P", "-B1", PGDATA])
+    if result.exit_code != 0:
+        return None
+    fields = result.output.decode().splitlines()[-1].split()  # fs size used avail use% mount
+    return round(100.0 * int(fields[2]) / int(fields[1]), 1)
+
+
 def host_connect(bed: Testbed) -> str:
     try:
         psycopg.connect(bed.dsn, password=CANARY_PASSWORD, connect_timeout=2).close()
@@ -299,6 +332,7 @@ def observe(bed: Testbed, since: float) -> dict[str, Any]:
         "backend.log_errors": lambda: log_errors(backend),
         "backend.oom_events": lambda: oom_events(backend, since),
         "db.log_errors": lambda: log_errors(db),
+        "db: data filesystem used %": lambda: data_fs_used_pct(db),
         "GET /health": lambda: http_health(bed.health_url),
         "pg_isready": lambda: pg_isready(db),
         "backend: nc -z db 5432": lambda: in_container(backend, "nc -z -w 2 db 5432"),
@@ -341,6 +375,20 @@ def test_comes_up_healthy(testbed: Testbed) -> None:
     assert find(testbed, "backend").attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
 
 
+def test_db_data_is_on_a_small_tmpfs_volume(testbed: Testbed) -> None:
+    """db-disk-full fills this filesystem; it must be small, and never the host's disk."""
+    db = find(testbed, "db")
+    mounts = [m for m in db.attrs["Mounts"] if m["Destination"] == PGDATA]
+    assert len(mounts) == 1, db.attrs["Mounts"]
+    assert mounts[0]["Type"] == "volume" and mounts[0]["RW"], mounts[0]
+    volume = docker.from_env().volumes.get(mounts[0]["Name"])
+    assert volume.attrs["Labels"]["com.docker.compose.project"] == testbed.project
+    assert volume.attrs["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=128m"}
+    result = db.exec_run(["stat", "-f", "-c", "%T %b %S", PGDATA])
+    fs_type, blocks, block_size = result.output.decode().split()
+    assert (fs_type, int(blocks) * int(block_size)) == ("tmpfs", 128 * 1024 * 1024)
+
+
 @pytest.mark.parametrize("name", FAULTS)
 def test_fault_has_exactly_its_effect_and_reset_undoes_it(
     testbed: Testbed,
@@ -365,6 +413,64 @@ def test_fault_has_exactly_its_effect_and_reset_undoes_it(
             assert after[service] != before[service], f"{service} was not recreated"
         else:
             assert after[service] == before[service], f"{service} was recreated needlessly"
+
+
+def test_disk_full_is_in_the_data_volume_and_reset_empties_it(
+    testbed: Testbed, fault: Callable[[str], None]
+) -> None:
+    """From the host: the volume's own mount is full; a recreated db gets an empty one."""
+    client = docker.from_env()
+    fault("db-disk-full")
+    (mount,) = [m for m in find(testbed, "db").attrs["Mounts"] if m["Destination"] == PGDATA]
+    host_path = client.volumes.get(mount["Name"]).attrs["Mountpoint"]
+    if not Path(host_path).is_mount():
+        pytest.skip(f"the engine's volumes are not on this host ({host_path})")
+    stat = os.statvfs(host_path)
+    assert 1 - stat.f_bavail / stat.f_blocks >= 0.95
+    filler = [p.name for p in Path(host_path).iterdir() if p.is_file() and p.stat().st_size > 50e6]
+    assert len(filler) == 1, filler  # one big file that is not PostgreSQL's
+    testbed.reset()
+    assert not (Path(host_path) / filler[0]).exists()
+    assert data_fs_used_pct(find(testbed, "db")) == HEALTHY["db: data filesystem used %"]
+
+
+def test_oom_crashloop_is_the_kernel_killing_every_start(
+    testbed: Testbed, fault: Callable[[str], None]
+) -> None:
+    """Every exit is an OOM kill (137 with an `oom` event), and docker keeps restarting."""
+    backend = find(testbed, "backend")
+    since = time.time() - 1
+    fault("backend-oom-crashloop")
+    deadline = time.monotonic() + 30
+    while True:  # look at the state in a back-off pause, when no start runs
+        backend.reload()
+        state = backend.attrs["State"]
+        if state["Restarting"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {key: state[key] for key in ("Status", "Restarting", "OOMKilled", "ExitCode")} == {
+        "Status": "restarting",
+        "Restarting": True,
+        "OOMKilled": True,
+        "ExitCode": 137,
+    }
+    events = list(
+        docker.from_env().events(
+            since=int(since),
+            until=int(time.time()) + 1,
+            filters={"container": backend.id},
+            decode=True,
+        )
+    )
+    actions = [event["Action"] for event in events]
+    dies = [
+        event["Actor"]["Attributes"].get("exitCode") for event in events if event["Action"] == "die"
+    ]
+    assert len(dies) >= 2 and set(dies) == {"137"}, actions
+    assert actions.count("oom") >= len(dies), actions
+    assert actions.count("start") >= len(dies) - 1, actions
+    assert backend.attrs["RestartCount"] >= 2
+    assert backend.id == find(testbed, "backend").id  # restarted, never recreated
 
 
 def test_reset_works_from_another_process(testbed: Testbed) -> None:
