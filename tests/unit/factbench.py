@@ -82,10 +82,14 @@ def healthy(stack: Stack, need: Need) -> Any:
     if need.kind == "net":
         target = need.target or ""
         port = stack.services[target].port
-        return NetFacts(name, target, port, resolve="ok", address="172.18.0.2", ping="ok", port_open="ok")
+        return NetFacts(
+            name, target, port, resolve="ok", address="172.18.0.2", ping="ok", port_open="ok"
+        )
     if need.kind == "http":
         url = stack.services[name].health_url or ""
-        return HttpFacts(name, url, status=200, elapsed_s=0.01, body='{"status":"ok"}', json_status="ok")
+        return HttpFacts(
+            name, url, status=200, elapsed_s=0.01, body='{"status":"ok"}', json_status="ok"
+        )
     if need.kind == "datafs":
         return DataFsFacts(
             name,
@@ -111,7 +115,9 @@ def _table(facts: StackFacts, need: Need) -> tuple[dict[Any, Any], Any]:
     return table, need.service
 
 
-def fabricate(stack: Stack, needs: frozenset[Need], changes: dict[str, dict[str, Any]]) -> StackFacts:
+def fabricate(
+    stack: Stack, needs: frozenset[Need], changes: dict[str, dict[str, Any]]
+) -> StackFacts:
     """Healthy facts for ``needs``, then ``changes`` applied by probe key."""
     facts = StackFacts()
     for need in needs:

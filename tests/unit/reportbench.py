@@ -7,7 +7,7 @@ analysis and every output are the real ones. Nothing here lists the checks.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,10 @@ DB_STOPPED: dict[str, dict[str, Any]] = {
         "detail": {"resolve": "name does not resolve"},
     },
     "http:backend": {"status": 503, "body": '{"status":"unhealthy"}', "json_status": "unhealthy"},
-    "logs:backend": {"match_count": 2, "matches": ["ERROR: connection to db failed", "ERROR: retrying"]},
+    "logs:backend": {
+        "match_count": 2,
+        "matches": ["ERROR: connection to db failed", "ERROR: retrying"],
+    },
 }
 DB_CONSEQUENCES = sorted(
     [
@@ -73,12 +76,22 @@ DB_CONSEQUENCES = sorted(
 DB_FAILED = 1 + len(DB_CONSEQUENCES)
 
 BACKEND_OOM: dict[str, dict[str, Any]] = {
-    "container:backend": {"oom_killed": True, "exit_code": 137, "restart_count": 1, "recent_ooms": 1},
+    "container:backend": {
+        "oom_killed": True,
+        "exit_code": 137,
+        "restart_count": 1,
+        "recent_ooms": 1,
+    },
 }
 
 
 def toml_value(value: Any) -> str:
     return json.dumps(value)  # strings, numbers and lists of strings read the same in TOML
+
+
+def stack_file(spec: Mapping[str, Any]) -> str:
+    """The stack file's name in the pytester directory: ``file``, or NAME.toml."""
+    return str(spec.get("file") or f"{spec['name']}.toml")
 
 
 def stack_toml(spec: Mapping[str, Any]) -> str:
@@ -124,20 +137,30 @@ class CheckRun:
         """``changes`` apply to the first stack; ``by_stack`` names the stack of each."""
         self.stacks = stacks or [TESTBED]
         for spec in self.stacks:
-            (self.path / f"{spec['name']}.toml").write_text(stack_toml(spec))
+            (self.path / stack_file(spec)).write_text(stack_toml(spec))
         scenario = dict(by_stack or {self.stacks[0]["name"]: dict(changes)})
         factbench.write_scenario(self.path, {k: dict(v) for k, v in scenario.items()})
 
-    def args(self) -> list[str]:
-        found = ["checks", "-p", "fabricated", "-p", "no:cacheprovider"]
+    def args(self, paths: Sequence[str] = ("checks",), cache: bool = False) -> list[str]:
+        """``paths``: what pytest collects; ``cache``: keep the cacheprovider (for --lf)."""
+        found = [*paths, "-p", "fabricated"]
+        if not cache:
+            found += ["-p", "no:cacheprovider"]
         for spec in self.stacks:
-            found += ["--stack", f"{spec['name']}.toml"]
+            found += ["--stack", stack_file(spec)]
         return found
 
-    def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
+    def run(
+        self,
+        *args: str,
+        subprocess: bool = False,
+        paths: Sequence[str] = ("checks",),
+        cache: bool = False,
+    ) -> pytest.RunResult:
+        argv = [*self.args(paths, cache), *args]
         if subprocess:
-            return self.pytester.runpytest_subprocess(*self.args(), *args)
-        return self.pytester.runpytest(*self.args(), *args)
+            return self.pytester.runpytest_subprocess(*argv)
+        return self.pytester.runpytest(*argv)
 
     def summary(self, stack: str = "testbed") -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.reports / f"summary-{stack}.json").read_text())
