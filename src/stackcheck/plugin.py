@@ -59,7 +59,13 @@ class Hooks:
 
 def install(pluginmanager: pytest.PytestPluginManager) -> None:
     """Register this plugin once (from a conftest's ``pytest_addoption``)."""
-    if pluginmanager.has_plugin(NAME) or pluginmanager.is_blocked(NAME):
+    if pluginmanager.is_blocked(NAME):
+        # Now, not in activate(): the command line is parsed before pytest_configure,
+        # and its --stack would otherwise fail as an unknown option, naming no plugin.
+        raise pytest.UsageError(
+            "these checks need the stackcheck plugin, which is switched off (-p no:stackcheck)"
+        )
+    if pluginmanager.has_plugin(NAME):
         return
     import stackcheck.plugin as this
 

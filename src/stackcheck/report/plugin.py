@@ -100,7 +100,17 @@ class Reporter:
         reports = self._path("reports_dir")
         assert reports is not None  # the option has a default
         note_override = self._path("incident_note")
-        for stack_run in run.stacks:
+        stack_runs = run.stacks
+        try:
+            reports.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # One line for the directory, not one per file of every stack.
+            self.problems.append(
+                f"cannot write {reports}: {exc.strerror or exc}; "
+                "no stack's reports were written and no incident clock was moved"
+            )
+            stack_runs = []
+        for stack_run in stack_runs:
             name = slug(stack_run.stack.name)
             one = run.only(stack_run)
             incident = None
