@@ -140,11 +140,14 @@ def test_a_present_second_schema_is_enforced(
 
 
 @pytest.mark.skipif(not SHARED_XSD.is_file(), reason=f"no {SHARED_XSD}")
-def test_shared_schema_rejects_the_error_element(make_junit: MakeJunit) -> None:
-    # Documents why validate_junit() fails on a fixture error wherever ../shared
-    # exists: junit-10.xsd spells the element `errors`; pytest, Jenkins and GitLab `error`.
+def test_shared_schema_is_not_used_on_files_with_error_elements(make_junit: MakeJunit) -> None:
+    # junit-10.xsd spells the element `errors`; pytest, Jenkins and GitLab `error`.
+    # It rejects such a file, so validate_junit() uses it only on files without one.
+    junit = make_junit(OUTCOMES)
     with pytest.raises(xmlschema.XMLSchemaValidationError, match="'error'"):
-        validate_junit(make_junit(OUTCOMES))
+        junit_schema._schema(SHARED_XSD).validate(str(junit))
+    assert validate_junit(junit) == ["junit-ci.xsd"]
+    assert validate_junit(make_junit(NO_ERROR)) == ["junit-ci.xsd", "junit-10.xsd"]
 
 
 def _drop_testcase_name(root: ET.Element) -> None:
