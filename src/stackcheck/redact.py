@@ -35,8 +35,8 @@ _URL_PASSWORD = re.compile(
 )
 
 # Authorization: Bearer abc.def / Basic dXNlcjpwdw==. The scheme is matched
-# case-insensitively, as HTTP does; the lookbehind keeps a start from being
-# retried at every letter of a long word.
+# case-insensitively, as HTTP does, but only as a whole word ("nonbasic x" is
+# prose). The credential runs to whitespace, a quote or a list separator.
 _AUTH_SCHEME = re.compile(
     r"""(?<![A-Za-z0-9_-])(?P<head>(?:bearer|basic)[ \t]+)[^\s"'`<>,;]+""",
     re.IGNORECASE,
@@ -52,9 +52,8 @@ _KEY_VALUE = re.compile(
     (?P<head>
         (?P<quote>["'])?
         # Only at the first character of a name: a start inside a long name is
-        # refused at once instead of rescanning it. "/" too, so a URL's host or
-        # path (http://token-svc:8080/, redis://token:pw@h) is not a key.
-        (?<![A-Za-z0-9_./-])
+        # refused at once instead of rescanning the rest of it (quadratic).
+        (?<![A-Za-z0-9_.-])
         # The lookahead cannot leave the name, and is atomic: one scan per name.
         (?={_NAME_CHAR}*?{_SECRET_WORD})
         {_NAME_CHAR}+
