@@ -111,3 +111,28 @@ def redact(value: Any, secrets: Iterable[str]) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, secrets) for v in value]
     return value
+
+
+# Terminal escape sequences, removed whole so that no "]0;title" or "[2J" is
+# left behind. String commands (OSC, DCS, SOS, PM, APC) run to BEL or ST but
+# never past a line or the next escape; CSI to its final byte; the rest are two
+# characters. Every body stops at ESC and at every C1 character, which is where
+# the next sequence can start, so a scan never crosses another start (linear).
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b[]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x80-\x9f\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b[ -/]*[0-~]"
+)
+# C0 but tab and newline (NUL and CR included), DEL, C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters.
+
+    Keeps tab and newline; removes the other C0 characters (NUL, CR, ...), DEL
+    and the C1 characters, and ESC sequences whole (``\\x1b]0;title\\x07``,
+    ``\\x1b[2J``), so that neither a terminal showing the note nor a Markdown
+    renderer sees them.
+    """
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
