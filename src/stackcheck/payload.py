@@ -84,7 +84,11 @@ def _datafs(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
     fs = facts.datafs.get(ref.service)
     if fs is None or fs.blind:
         return {}
-    found: dict[str, Any] = {"data_dir": fs.path, "data_mount": fs.mount}
+    # A container that could not be looked into (stopped) leaves them empty: a hint
+    # then shows the <data_dir> placeholder, not an empty quoted argument.
+    found: dict[str, Any] = {
+        k: v for k, v in (("data_dir", fs.path), ("data_mount", fs.mount)) if v
+    }
     if fs.size_kb:
         found.update(
             data_used_percent=round(fs.used_percent, 1),
