@@ -19,7 +19,7 @@ from docker.models.containers import Container
 from stackcheck.config import LogRules, Stack
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
-from stackcheck.probes.network import stack_state_error
+from stackcheck.probes.network import file_refusal
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -242,11 +242,7 @@ def datafs_facts(container: Container, service: str, facts: ContainerFacts) -> D
     try:
         result = container.exec_run(["df", "-Pk", "--", path], stdout=True, stderr=True)
     except docker.errors.APIError as exc:
-        reason = f"cannot run df in {container.name}: {exc.explanation or exc}"
-        if stack_state_error(exc):
-            found.error = reason
-        else:
-            found.blind = reason
+        file_refusal(found, exc, f"df in {container.name}")
         return found
     output = result.output.decode("utf-8", errors="replace")
     lines = output.strip().splitlines()

@@ -237,11 +237,7 @@ def command_facts(container: Any, service: str, check: str, argv: tuple[str, ...
     try:
         result = container.exec_run(list(argv), stdout=True, stderr=True)
     except docker.errors.APIError as exc:
-        reason = f"cannot run {argv[0]} in {container.name}: {exc.explanation or exc}"
-        if network.stack_state_error(exc):
-            facts.error = reason
-        else:
-            facts.blind = reason
+        network.file_refusal(facts, exc, f"{argv[0]} in {container.name}")
         return facts
     output = bytes(result.output or b"")[:COMMAND_OUTPUT_CAP]
     facts.output = output.decode("utf-8", errors="replace")

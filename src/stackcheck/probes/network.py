@@ -9,6 +9,8 @@ Names reach the script only as positional arguments, never as script text.
 
 from __future__ import annotations
 
+from typing import Any
+
 import docker.errors
 from docker.models.containers import Container
 
@@ -44,15 +46,19 @@ wait
 """
 
 
-def stack_state_error(exc: docker.errors.APIError) -> bool:
-    """Whether the engine refused an exec because of the container's own state.
+def file_refusal(facts: Any, exc: docker.errors.APIError, what: str) -> None:
+    """File the engine's refusal to exec ``what`` on ``facts`` (error or blind).
 
     A paused, stopped or restarting container is the stack being wrong (the
     check fails, as a consequence of its container check); any other refusal
-    is the checker's way in failing.
+    is the checker's way in failing (could not check).
     """
+    reason = f"cannot run {what}: {exc.explanation or exc}"
     text = str(exc.explanation or exc).lower()
-    return any(word in text for word in ("is paused", "is not running", "is restarting"))
+    if any(word in text for word in ("is paused", "is not running", "is restarting")):
+        facts.error = reason
+    else:
+        facts.blind = reason
 
 
 # The script's step names and the checks that read them.
@@ -70,11 +76,7 @@ def net_facts(
             stderr=True,
         )
     except docker.errors.APIError as exc:
-        reason = f"cannot run commands in {container.name}: {exc.explanation or exc}"
-        if stack_state_error(exc):
-            facts.error = reason
-        else:
-            facts.blind = reason
+        file_refusal(facts, exc, f"commands in {container.name}")
         return facts
     output = result.output.decode("utf-8", errors="replace")
     for line in output.splitlines():
