@@ -399,6 +399,9 @@ def test_a_broken_reports_dir_costs_nothing_of_the_report(checkrun: CheckRun, wh
     # One line for the directory, not one per file it would have held.
     assert len(problems) == 1, problems
     assert problems[0].startswith("reports: cannot write "), problems
+    # Never "No open incident" when the clock could not be read or kept.
+    assert "No open incident." not in section
+    assert any(line.startswith("Incident clock unknown") for line in section), section
     assert (checkrun.path / "a-file").read_text() == "not a directory\n"
 
 

@@ -42,6 +42,7 @@ class Reporter:
         self.incidents: dict[str, Incident | None] = {}
         self.outputs: list[Path] = []
         self.problems: list[str] = []
+        self.clock_unknown: set[str] = set()  # stacks whose incident clock was not moved
         self.expected: int | None = None  # check items collected (xdist: by the workers)
 
     def _path(self, option: str) -> Path | None:
@@ -110,6 +111,7 @@ class Reporter:
                 "no stack's reports were written and no incident clock was moved"
             )
             stack_runs = []
+            self.clock_unknown.update(s.stack.name for s in run.stacks)
         for stack_run in stack_runs:
             name = slug(stack_run.stack.name)
             one = run.only(stack_run)
@@ -121,6 +123,7 @@ class Reporter:
                 self.problems.append(
                     f"{exc}; the incident clock of {stack_run.stack.name} was not moved"
                 )
+                self.clock_unknown.add(stack_run.stack.name)
             self.incidents[stack_run.stack.name] = incident
             self._try(summary.write, reports / f"summary-{name}.json", one, {name: incident})
             if not one.partial:
@@ -148,7 +151,14 @@ class Reporter:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> Generator[None]:
         result = yield
         if self.run is not None:
-            terminal.write(terminalreporter, self.run, self.incidents, self.outputs, self.problems)
+            terminal.write(
+                terminalreporter,
+                self.run,
+                self.incidents,
+                self.outputs,
+                self.problems,
+                self.clock_unknown,
+            )
         return result
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from pytest import TerminalReporter
@@ -22,7 +22,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _stack(tr: TerminalReporter, run: Run, stack_run: StackRun, incident: Incident | None) -> None:
+def _stack(
+    tr: TerminalReporter,
+    run: Run,
+    stack_run: StackRun,
+    incident: Incident | None,
+    clock_unknown: bool,
+) -> None:
     stack = stack_run.stack
     where = f"{stack.name} (compose project {stack.compose_project})"
     roots = stack_run.roots
@@ -71,7 +77,15 @@ def _stack(tr: TerminalReporter, run: Run, stack_run: StackRun, incident: Incide
             evidence = (row.result.evidence or row.result.outcome).splitlines()[0]
             tr.write_line(f"      <- {row.label}: {evidence}", yellow=True)
     _passing_areas(tr, stack_run)
-    tr.write_line(line(incident, run.only(stack_run)))
+    if clock_unknown:
+        # Never "no open incident" when the clock could not even be read.
+        tr.write_line(
+            "Incident clock unknown: it could not be kept in the reports directory (see "
+            "'reports:' below); the runbook escalates 15 min after the first failure.",
+            yellow=True,
+        )
+    else:
+        tr.write_line(line(incident, run.only(stack_run)))
 
 
 def _passing_areas(tr: TerminalReporter, stack_run: StackRun) -> None:
@@ -98,11 +112,13 @@ def write(
     incidents: dict[str, Incident | None],
     outputs: Sequence[Path],
     problems: Sequence[str],
+    clock_unknown: Collection[str] = (),
 ) -> None:
     healthy = run.healthy
     tr.write_sep("=", "Remediation", red=not healthy, green=healthy, bold=True)
     for stack_run in run.stacks:
-        _stack(tr, run, stack_run, incidents.get(stack_run.stack.name))
+        name = stack_run.stack.name
+        _stack(tr, run, stack_run, incidents.get(name), name in clock_unknown)
         tr.write_line("")
     here = Path.cwd()
     shown = (p.relative_to(here) if p.is_relative_to(here) else p for p in outputs)
