@@ -177,7 +177,7 @@ FAULT_TABLE: dict[str, tuple[set[str], dict[str, Any]]] = {
             "db: scheduler connections": None,
         },
     ),
-    "db-connections-near-limit": ({"db"}, {"db: scheduler connections": Between(24, 26)}),
+    "db-connections-near-limit": ({"db"}, {"db: scheduler connections": Between(22, 24)}),
     "db-connections-exhausted": (
         {"db"},
         {
@@ -508,7 +508,7 @@ def test_two_faults_at_once_reset_together(testbed: Testbed, fault: Callable[[st
     fault("db-connections-near-limit")
     seen = observe(testbed, time.time())
     assert seen["GET /health"] == "500"
-    assert seen["db: scheduler connections"] == Between(24, 26)
+    assert seen["db: scheduler connections"] == Between(22, 24)
     testbed.reset()
     assert observe(testbed, time.time()) == HEALTHY
     after = ids(testbed)
