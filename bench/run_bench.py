@@ -35,8 +35,7 @@ from testbed import CANARY_PASSWORD, Testbed  # noqa: E402
 PY = sys.executable
 PROJECT_PREFIX = "stackcheck-bench-"
 PROBE_S = 5.0  # [timeouts] probe_s default (src/stackcheck/config.py)
-# Documented worst case (README.md, "Bound"): probe_s + pytest's start-up, "about 1 s here".
-# (tests/integration/test_checks_faults.py allows CI a looser 5 s start-up margin.)
+# Documented worst case (README.md, "Bound"): probe_s + 1 s, interpreter start-up included.
 STARTUP_S = 1.0
 BOUND_S = PROBE_S + STARTUP_S
 HUGE_BYTES = 4 * 2**30
