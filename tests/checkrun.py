@@ -1,16 +1,34 @@
-"""Run `pytest checks/` the way a user does (a subprocess) and read what it said."""
+"""Run `pytest checks/` the way a user does (a subprocess) and read what it said.
+
+Also the real checks' definitions, read from checks/*.py, so that the
+integration tests derive which checks a stack has (and which need the Docker
+engine) from the checks themselves instead of keeping a table of their own.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
+
+from stackcheck.config import load_stack
+from stackcheck.definition import Check, definition_of
+from stackcheck.probes.gather import DOCKER_KINDS
+from stackcheck.report.files import slug
+from stackcheck.where import refs
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKS_DIR = ROOT / "checks"
+# A private module name: never the `test_container` pytest itself imports checks/ as.
+_PREFIX = "_stackcheck_integration_checks_"
 
 
 @dataclass
@@ -20,14 +38,37 @@ class CheckRun:
     stderr: str
     wall_s: float
     junit: Path
-    outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/...
-    messages: dict[str, str] = field(default_factory=dict)  # test id -> failure text
+    reports: Path
+    outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/error/skipped
+    messages: dict[str, str] = field(default_factory=dict)  # test id -> message + text
 
     def failed(self) -> set[str]:
-        return {k for k, v in self.outcomes.items() if v in ("failed", "error")}
+        """The checks that found the stack wrong (JUnit <failure>)."""
+        return {k for k, v in self.outcomes.items() if v == "failed"}
+
+    def errors(self) -> set[str]:
+        """The checks that could not check (JUnit <error>): blind spots, not stack faults."""
+        return {k for k, v in self.outcomes.items() if v == "error"}
 
     def passed(self) -> set[str]:
         return {k for k, v in self.outcomes.items() if v == "passed"}
+
+    def skipped(self) -> set[str]:
+        return {k for k, v in self.outcomes.items() if v == "skipped"}
+
+    def summary(self, stack: str) -> dict[str, Any]:
+        """The per-stack summary JSON this run wrote for the stack named ``stack``."""
+        return json.loads(summary_path(self.reports, stack).read_text(encoding="utf-8"))
+
+    def remediation(self) -> str:
+        """The terminal's Remediation section (everything after its header line)."""
+        marker = " Remediation "
+        assert marker in self.stdout, self.stdout[-3000:]
+        return self.stdout[self.stdout.index(marker) :].split("\n", 1)[1]
+
+
+def summary_path(reports: Path, stack: str) -> Path:
+    return reports / f"summary-{slug(stack)}.json"
 
 
 def run_checks(
@@ -38,6 +79,7 @@ def run_checks(
 ) -> CheckRun:
     """`python -m pytest checks/ ARGS` from the repo root, with JUnit XML read back."""
     junit = tmp_path / f"junit-{time.monotonic_ns()}.xml"
+    reports = tmp_path / "reports"
     command = [
         sys.executable,
         "-m",
@@ -46,7 +88,7 @@ def run_checks(
         "-p",
         "no:cacheprovider",
         f"--junitxml={junit}",
-        f"--reports-dir={tmp_path / 'reports'}",
+        f"--reports-dir={reports}",
         *args,
     ]
     started = time.monotonic()
@@ -59,7 +101,9 @@ def run_checks(
         timeout=timeout,
         check=False,
     )
-    run = CheckRun(done.returncode, done.stdout, done.stderr, time.monotonic() - started, junit)
+    run = CheckRun(
+        done.returncode, done.stdout, done.stderr, time.monotonic() - started, junit, reports
+    )
     if junit.exists():
         for case in ET.parse(junit).getroot().iter("testcase"):
             name = case.get("name", "")
@@ -73,3 +117,35 @@ def run_checks(
                     )
             run.outcomes[name] = outcome
     return run
+
+
+@cache
+def check_definitions() -> tuple[Check, ...]:
+    """Every real check, from the @check decorators in checks/test_*.py."""
+    found: list[Check] = []
+    for path in sorted(CHECKS_DIR.glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(_PREFIX + path.stem, path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for value in vars(module).values():
+            check = definition_of(value)
+            # A function imported from another check module is that module's check.
+            if check is not None and getattr(value, "__module__", None) == module.__name__:
+                found.append(check)
+    assert found, f"no @check definitions in {CHECKS_DIR}"
+    return tuple(found)
+
+
+def check_ids(stack_file: Path, engine_only: bool = False) -> set[str]:
+    """The test ids `pytest checks/ --stack stack_file` runs (one stack).
+
+    ``engine_only``: just the checks that read a fact through the Docker engine.
+    """
+    stack = load_stack(stack_file)
+    return {
+        f"test_{check.name}[{ref.where}]"
+        for check in check_definitions()
+        if not engine_only or DOCKER_KINDS & set(check.facts)
+        for ref in refs(stack, check)
+    }

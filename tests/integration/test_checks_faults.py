@@ -4,18 +4,22 @@ Each row is what an on-call engineer should see for one runbook failure mode:
 the checks that must fail. Every other check must pass (or be skipped for a
 stated reason, like a container without a HEALTHCHECK), so a fault that turns
 an unrelated check red is a false alarm, and one that leaves a listed check
-green is a missed fault.
+green is a missed fault. No check may be "could not check" (a pytest ERROR)
+under any fault: the testbed's engine answers and its images have every tool,
+so a blind spot here means the checker lost its way in, not that the stack broke.
 """
 
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.checkrun import run_checks
+from testbed import Testbed
+from tests.checkrun import ROOT, check_definitions, check_ids, run_checks
 
 # A hang detector, not a timing: timeouts.probe_s plus a margin wide enough for a
 # loaded CI machine. The documented bound (probe_s + about 1 s) is measured in bench/.
@@ -37,6 +41,13 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         *HTTP,
     },
     "backend-oom-killed": {"test_container_stable[backend]"},
+    "backend-oom-crashloop": {
+        "test_container_running[backend]",
+        "test_container_stable[backend]",
+        *BACKEND_STATS,
+        *NET,
+        *HTTP,
+    },
     "backend-memory-near-limit": {"test_memory_headroom[backend]"},
     "backend-log-errors": {"test_logs_clean[backend]"},
     "health-500": HTTP,
@@ -47,6 +58,8 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
         "test_container_healthy[db]",
         "test_pg_ready[db]",
         "test_pg_connections[db]",
+        # A stopped container cannot be looked into: its data filesystem neither.
+        "test_pg_data_disk[db]",
         *DB_STATS,
         *NET,
         *HTTP,
@@ -59,6 +72,7 @@ EXPECTED_FAILURES: dict[str, set[str]] = {
     },
     "db-connections-near-limit": {"test_pg_connections[db]"},
     "db-connections-exhausted": {"test_pg_connections[db]", "test_logs_clean[db]", *HTTP},
+    "db-disk-full": {"test_pg_data_disk[db]"},
     "network-partition": {"test_net_ping[backend->db]", "test_net_port[backend->db]", *HTTP},
     "dns-broken": {*NET, *HTTP},
 }
@@ -79,13 +93,13 @@ def _settle(testbed, name: str) -> None:
     lasts 12.8 s, far longer than a run. Docker's own health check needs its
     retries (3 x 2 s) to call a frozen database unhealthy.
     """
-    if name == "backend-crashloop":
+    if name in ("backend-crashloop", "backend-oom-crashloop"):
 
         def long_backoff() -> bool:
             attrs = testbed.container("backend").attrs
             return attrs["RestartCount"] >= 7 and attrs["State"]["Status"] == "restarting"
 
-        _wait("backend restarting after 7 restarts", long_backoff, timeout=60)
+        _wait("backend restarting after 7 restarts", long_backoff, timeout=90)
     elif name == "db-hung":
 
         def unhealthy() -> bool:
@@ -94,8 +108,14 @@ def _settle(testbed, name: str) -> None:
         _wait("db health check unhealthy", unhealthy, timeout=60)
 
 
-# Skipped with a reason, not passed: the testbed's backend image has no HEALTHCHECK.
+# Skipped by design, with a reason, not passed: the testbed's backend image has
+# no HEALTHCHECK. Nothing else may be skipped: a tool missing from a testbed
+# image would have to be a declared gap in the stack file (none is needed).
 ALWAYS_SKIPPED = {"test_container_healthy[backend]"}
+# 13 checks: 6 on each service, pg_ready/pg_connections/pg_data_disk on db,
+# http_health on backend, 3 on the backend->db edge. Written out so that the
+# derivation from the definitions cannot drift together with the collector.
+TESTBED_ITEMS = 19
 
 
 def test_every_fault_has_a_row(testbed) -> None:
@@ -104,13 +124,40 @@ def test_every_fault_has_a_row(testbed) -> None:
     assert set(EXPECTED_FAILURES) == set(FAULTS)
 
 
+def test_every_listed_check_exists(tmp_path: Path) -> None:
+    """A row naming a check the testbed does not have could never match a run."""
+    ids = check_ids(Testbed().write_stack_file(tmp_path / "stack.toml"))
+    assert len({c.name for c in check_definitions()}) == 13
+    assert len(ids) == TESTBED_ITEMS, sorted(ids)
+    for name, expected in EXPECTED_FAILURES.items():
+        assert expected <= ids, (name, expected - ids)
+    assert ids >= ALWAYS_SKIPPED
+
+
+def test_checked_in_stack_file_is_the_one_the_tests_write(tmp_path: Path) -> None:
+    """testbed/stack.toml (what a person points the checks at) says what the tests use.
+
+    Same services, URLs, ports and declared gaps as the file Testbed writes for
+    the default project, so a gap declared for one is declared for the other.
+    """
+    checked_in = tomllib.loads((ROOT / "testbed" / "stack.toml").read_text())
+    written = tomllib.loads(Testbed().stack_file_text())
+    assert checked_in == written
+
+
 def test_healthy_stack_twenty_runs_no_false_alarm(testbed, tmp_path: Path) -> None:
     stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    expected = check_ids(stack_file)
     for attempt in range(20):
         run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
-        assert run.returncode == 0, f"run {attempt + 1}: {run.failed()}\n{run.stdout[-3000:]}"
-        assert len(run.passed()) == 17, run.outcomes
-        assert {k for k, v in run.outcomes.items() if v == "skipped"} == ALWAYS_SKIPPED
+        where = f"run {attempt + 1}: {run.failed() | run.errors()}\n{run.stdout[-3000:]}"
+        assert run.returncode == 0, where
+        assert set(run.outcomes) == expected, where
+        assert run.skipped() == ALWAYS_SKIPPED, where
+        assert run.passed() == expected - ALWAYS_SKIPPED, where
+        summary = run.summary(testbed.project)
+        assert summary["status"] == "healthy", where
+        assert summary["root_causes"] == [] and summary["blind_spots"] == [], where
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))
@@ -119,11 +166,11 @@ def test_fault_fails_exactly_its_checks(testbed, fault, name: str, tmp_path: Pat
     fault(name)
     _settle(testbed, name)
     run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    messages = "\n\n".join(f"{k}: {v}" for k, v in run.messages.items())
     assert run.returncode == 1, run.stdout[-3000:]
-    assert run.failed() == EXPECTED_FAILURES[name], "\n\n".join(
-        f"{k}: {v}" for k, v in run.messages.items()
-    )
-    unexpected_skips = {k for k, v in run.outcomes.items() if v == "skipped"} - ALWAYS_SKIPPED
+    assert run.failed() == EXPECTED_FAILURES[name], messages
+    assert run.errors() == set(), messages
+    unexpected_skips = run.skipped() - ALWAYS_SKIPPED
     assert not unexpected_skips, {k: run.messages[k] for k in unexpected_skips}
     assert run.wall_s < BOUND_S, f"run took {run.wall_s:.1f} s, bound {BOUND_S} s"
 
@@ -146,6 +193,7 @@ def test_xdist_gives_the_same_verdicts(testbed, fault, tmp_path: Path) -> None:
     run = run_checks("--stack", str(stack_file), "-n", "2", tmp_path=tmp_path)
     assert run.returncode == 1
     assert run.failed() == EXPECTED_FAILURES["db-stopped"]
+    assert run.errors() == set()
 
 
 def test_non_utf8_log_bytes_are_evidence_not_a_crash(testbed, tmp_path: Path) -> None:
@@ -158,5 +206,6 @@ def test_non_utf8_log_bytes_are_evidence_not_a_crash(testbed, tmp_path: Path) ->
     finally:
         testbed.reset()
     assert run.failed() == {"test_logs_clean[backend]"}
+    assert run.errors() == set()
     assert "ERROR bad bytes \ufffd\ufffd\ufffd here" in run.messages["test_logs_clean[backend]"]
     assert "Traceback" not in run.stdout + run.stderr

@@ -68,6 +68,7 @@ def test_other_names_and_ports_all_pass(renamed: None, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:]
     assert "test_net_port[api->postgres]" in run.passed()
     assert "test_pg_connections[postgres]" in run.passed()
+    assert "test_pg_data_disk[postgres]" in run.passed()
     assert "test_http_health[api]" in run.passed()
     assert not any("backend" in k or "[db" in k for k in run.outcomes)
 
@@ -84,7 +85,10 @@ def test_other_names_stopped_database(renamed: None, tmp_path: Path) -> None:
     assert {
         "test_container_running[postgres]",
         "test_pg_ready[postgres]",
+        # A stopped container cannot be looked into: its data filesystem neither.
+        "test_pg_data_disk[postgres]",
         "test_net_resolve[api->postgres]",
         "test_http_health[api]",
     } <= run.failed()
     assert "test_container_running[api]" in run.passed()
+    assert run.errors() == set(), {k: run.messages[k] for k in run.errors()}

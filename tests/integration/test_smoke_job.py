@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from stackcheck.report.files import slug
 from tests.checkrun import ROOT
 from tests.junit_schema import validate_junit
 
@@ -40,10 +41,13 @@ def test_smoke_job_healthy_then_failing(testbed, fault, tmp_path: Path) -> None:
     done = run_job(stack, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
     reports = tmp_path / "reports"
+    # The job publishes reports/ whole: one summary and one metrics file per stack.
+    name = slug(testbed.project)
     validate_junit(reports / "junit.xml")
-    assert json.loads((reports / "summary.json").read_text())["status"] == "healthy"
+    assert json.loads((reports / f"summary-{name}.json").read_text())["status"] == "healthy"
     families = {
-        f.name for f in text_string_to_metric_families((reports / "stackcheck.prom").read_text())
+        f.name
+        for f in text_string_to_metric_families((reports / f"stackcheck-{name}.prom").read_text())
     }
     assert "stackcheck_check_success" in families
 
@@ -51,5 +55,6 @@ def test_smoke_job_healthy_then_failing(testbed, fault, tmp_path: Path) -> None:
     done = run_job(stack, tmp_path)
     assert done.returncode == 1
     validate_junit(reports / "junit.xml")
-    summary = json.loads((reports / "summary.json").read_text())
+    summary = json.loads((reports / f"summary-{name}.json").read_text())
+    assert summary["status"] == "unhealthy"
     assert summary["root_causes"] == ["backend:container_running"]
