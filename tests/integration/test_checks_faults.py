@@ -11,6 +11,7 @@ so a blind spot here means the checker lost its way in, not that the stack broke
 
 from __future__ import annotations
 
+import re
 import time
 import tomllib
 from collections.abc import Callable
@@ -218,3 +219,24 @@ def test_non_utf8_log_bytes_are_evidence_not_a_crash(testbed, tmp_path: Path) ->
     assert run.errors() == set()
     assert "ERROR bad bytes \ufffd\ufffd\ufffd here" in run.messages["test_logs_clean[backend]"]
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_near_limit_fails_only_slot_arithmetic_that_subtracts_reserved_slots(
+    testbed, fault, tmp_path: Path
+) -> None:
+    # The fault holds 22 connections: over 80 % of the 27 usable slots, under 80 %
+    # of max_connections' 30. A check that forgot the reserved slots would pass.
+    stack_file = testbed.write_stack_file(tmp_path / "stack.toml")
+    fault("db-connections-near-limit")
+    run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    assert "test_pg_connections[db]" in run.failed()
+    evidence = next(
+        c["evidence"]
+        for c in run.summary(testbed.project)["checks"]
+        if c["key"] == "db:pg_connections"
+    )
+    found = re.search(r"(\d+) of (\d+) usable .* max_connections (\d+), (\d+) reserved", evidence)
+    assert found, evidence
+    in_use, usable, max_connections, reserved = map(int, found.groups())
+    assert usable == max_connections - reserved
+    assert 100 * in_use / usable >= 80 > 100 * in_use / max_connections, evidence
