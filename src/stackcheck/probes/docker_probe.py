@@ -57,8 +57,32 @@ def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
     return docker.from_env(timeout=timeout)
 
 
+# The order a service's containers are judged in: every check reads the first.
+# Until replicas are checked one by one, the one judged must be the live one: a
+# stale container left *created* (an interrupted `up`, a `create` by hand) or
+# *exited* next to the running one would otherwise mark a healthy service as a
+# root cause with an `up -d` fix. Among the dead ones, an exited container goes
+# before a never-started one: its exit code and OOM flag are the evidence.
+STATE_ORDER = {
+    "running": 0,
+    "restarting": 1,
+    "paused": 1,
+    "exited": 2,
+    "dead": 2,
+    "removing": 2,
+    "created": 3,
+}
+UNKNOWN_STATE_RANK = 4
+
+
+def judged_first(container: Container) -> tuple[int, str]:
+    """Sort key: live states first, then by name so the choice is stable across runs."""
+    return STATE_ORDER.get(container.status, UNKNOWN_STATE_RANK), container.name or ""
+
+
 def find_containers(client: docker.DockerClient, stack: Stack) -> dict[str, list[Container]]:
-    """The project's service containers by service label (one-off `run` containers left out)."""
+    """The project's service containers by service label (one-off `run` containers left out),
+    each service's list in the order of ``judged_first``."""
     found: dict[str, list[Container]] = {}
     containers = client.containers.list(
         all=True, filters={"label": f"{PROJECT_LABEL}={stack.compose_project}"}
@@ -69,7 +93,7 @@ def find_containers(client: docker.DockerClient, stack: Stack) -> dict[str, list
             continue
         found.setdefault(labels.get(SERVICE_LABEL, ""), []).append(container)
     for group in found.values():
-        group.sort(key=lambda c: c.name)
+        group.sort(key=judged_first)
     return found
 
 
