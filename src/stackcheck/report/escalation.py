@@ -3,38 +3,66 @@
 The runbook escalates after 15 minutes, but each pytest run only lives for
 seconds, so the incident is kept on disk: opened by the first failing run,
 extended by every run after it, closed (the file removed) by a healthy run of
-all the checks. The file also records each run, for the incident note.
+all the checks. The file also records the runs, for the incident note.
 
 One clock per stack (``incident-<stack>.json``), so stacks sharing a reports
 directory never touch each other's incident; a lock beside it makes concurrent
-runs take turns. The file is data, not trust: a broken or odd one starts a new
-incident, and the note is always written beside it, whatever name it claims.
+runs take turns.
+
+The file is data, not instructions. It holds no path: the note is named by a
+bare file name of this clock's own pattern and always written beside the clock
+(any other name in the file gives way to one derived from the opening). Its
+shape is checked whole before anything of it is used, and a file that is not
+usable (not JSON, not a regular file, larger than ``CLOCK_READ_MAX`` bytes, a
+time without a zone or from the future, a run record of the wrong shape)
+starts a new incident, with one line saying so. It stays small: the first run and the last
+``KEEP_RUNS - 1`` are kept, the runs between only counted, so a long incident
+costs each run the same.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stackcheck.report.files import locked, write_atomic
+from stackcheck.report.files import WriteFailed, locked, write_atomic
 from stackcheck.report.run import HEALTHY, Row, Run
 from stackcheck.runbook import ESCALATE_AFTER_MIN, ESCALATION
 
 ESCALATE_AFTER = timedelta(minutes=ESCALATE_AFTER_MIN)
+# A clock file larger than this is not read (a hostile or broken file must not
+# cost the run its memory); what this module writes stays under CLOCK_TARGET.
+CLOCK_READ_MAX = 4 * 2**20
+CLOCK_TARGET = 2**20
+# Run records kept: the first run (the incident's start) and the latest ones.
+KEEP_RUNS = 200
+# Evidence longer than this is cut in the record (the summary has it whole).
+EVIDENCE_KEEP = 4000
+# A clock opened later than this after the run's own clock is refused.
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 @dataclass
 class Incident:
     opened_at: datetime
     note: str  # where this incident's note is written
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # the records kept
     closed_at: datetime | None = None
+    # Runs between the first and the kept latest ones, counted but not kept.
+    omitted: int = 0
+
+    @property
+    def run_count(self) -> int:
+        """Every run of the incident, kept or only counted."""
+        return len(self.runs) + self.omitted
 
     def open_for(self, now: datetime) -> timedelta:
         return (self.closed_at or now) - self.opened_at
@@ -44,6 +72,12 @@ class Incident:
         return self.closed_at is None and self.open_for(now) >= ESCALATE_AFTER
 
 
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= EVIDENCE_KEEP:
+        return text
+    return f"{text[:EVIDENCE_KEEP]}… [cut: {len(text) - EVIDENCE_KEEP} more characters]"
+
+
 def _root(run: Run, root: Row) -> dict[str, Any]:
     assert root.hint is not None  # every failing row has one
     return {
@@ -51,10 +85,10 @@ def _root(run: Run, root: Row) -> dict[str, Any]:
         "fix": root.hint.check.fix.step.anchor,
         "fix_title": root.hint.check.fix.step.title,
         "fix_link": root.hint.check.fix.step.link,
-        "evidence": root.result.evidence,
+        "evidence": _cut(root.result.evidence),
         "commands": [[safety.value, cmd] for safety, cmd in root.hint.commands],
         "consequences": [
-            {"label": c.label, "evidence": c.result.evidence} for c in run.consequences(root)
+            {"label": c.label, "evidence": _cut(c.result.evidence)} for c in run.consequences(root)
         ],
     }
 
@@ -69,65 +103,195 @@ def record(run: Run) -> dict[str, Any]:
     }
 
 
-def _note_name(value: Any, default: str) -> str:
-    """The note's file name from the clock file: a bare name of ours, or the default."""
-    name = Path(str(value)).name if isinstance(value, str) else ""
-    return name if re.fullmatch(r"incident-[A-Za-z0-9._-]+\.md", name) else default
+def note_path(clock: Path, opened_at: datetime) -> Path:
+    """Where an incident's note goes: beside its clock, named after its opening."""
+    return clock.parent / f"{clock.stem}-{opened_at.astimezone(UTC):%Y%m%dT%H%M%SZ}.md"
+
+
+def _kept_note(clock: Path, claimed: Any, opened_at: datetime) -> Path:
+    """The note the clock file names, if that is a note name of this clock's own
+    (``incident-<stack>-<time>.md``, no directory); else the one ``note_path`` gives.
+    Never a path from the file: a copied or tampered file writes only beside itself."""
+    own = re.escape(clock.stem) + r"-\d{8}T\d{6}Z\.md"
+    if isinstance(claimed, str) and re.fullmatch(own, claimed):
+        return clock.parent / claimed
+    return note_path(clock, opened_at)
+
+
+class Unusable(Exception):
+    """The clock file exists but cannot be used; the message says why, in a few words."""
+
+
+def _str_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _valid_cause(cause: Any) -> bool:
+    return (
+        isinstance(cause, dict)
+        and isinstance(cause.get("label"), str)
+        and all(_str_or_none(cause.get(k)) for k in ("fix", "fix_title", "fix_link", "evidence"))
+        and isinstance(cause.get("commands"), list)
+        and all(
+            isinstance(c, list) and len(c) == 2 and all(isinstance(v, str) for v in c)
+            for c in cause["commands"]
+        )
+        and isinstance(cause.get("consequences"), list)
+        and all(
+            isinstance(c, dict)
+            and isinstance(c.get("label"), str)
+            and _str_or_none(c.get("evidence"))
+            for c in cause["consequences"]
+        )
+    )
+
+
+def _valid_record(entry: Any) -> bool:
+    """A run record as ``record`` writes it: every field the note reads, of its type."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("at"), str)
+        and isinstance(entry.get("status"), str)
+        and isinstance(entry.get("partial"), bool)
+        and isinstance(entry.get("root_causes"), list)
+        and all(_valid_cause(c) for c in entry["root_causes"])
+    )
+
+
+def _read(path: Path) -> bytes | None:
+    """The clock file's bytes; None if there is none. Never follows a link, never blocks."""
+    try:
+        # O_NONBLOCK: a FIFO in its place must not hang the run; O_NOFOLLOW: a
+        # link must not make it read (a device, a file elsewhere) what it points at.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Unusable(f"cannot open it: {exc.strerror or exc}") from None
+    # Checked on the descriptor, before any read: a directory cannot even be
+    # wrapped in a file object, and a device could be read forever.
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Unusable("not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(CLOCK_READ_MAX + 1)
+        except OSError as exc:
+            raise Unusable(f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) > CLOCK_READ_MAX:
+        raise Unusable(f"larger than {CLOCK_READ_MAX // 2**20} MiB")
+    return data
+
+
+def _parse(path: Path, data: bytes, now: datetime) -> Incident:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        raise Unusable("not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise Unusable("not a JSON object")
+    try:
+        opened = datetime.fromisoformat(doc["opened_at"])
+    except (KeyError, TypeError, ValueError):
+        raise Unusable("opened_at is not an ISO 8601 time") from None
+    if opened.tzinfo is None or opened.utcoffset() is None:
+        raise Unusable("opened_at has no time zone")
+    try:
+        opened = opened.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise Unusable("opened_at is out of range") from None
+    if opened > now + CLOCK_SKEW:  # a clock from the future is no clock
+        raise Unusable(f"opened_at {opened.isoformat()} is in the future")
+    runs, omitted = doc.get("runs"), doc.get("omitted", 0)
+    if not isinstance(runs, list) or not runs or not all(_valid_record(r) for r in runs):
+        raise Unusable("runs is not a list of run records")
+    if isinstance(omitted, bool) or not isinstance(omitted, int) or omitted < 0:
+        raise Unusable("omitted is not a count")
+    note = _kept_note(path, doc.get("note"), opened)
+    return Incident(opened_at=opened, note=str(note), runs=runs, omitted=omitted)
 
 
 def load(path: Path, now: datetime) -> Incident | None:
-    """The open incident of this clock file; None when there is none or it is unusable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        opened = datetime.fromisoformat(data["opened_at"])
-        runs = data["runs"]
-        if (
-            opened.tzinfo is None
-            or opened > now + timedelta(minutes=1)  # a clock from the future is no clock
-            or not isinstance(runs, list)
-            or not all(isinstance(r, dict) and isinstance(r.get("at"), str) for r in runs)
-        ):
-            return None
-        note = path.parent / _note_name(data.get("note"), f"{path.stem}-{opened:%Y%m%dT%H%M%SZ}.md")
-        return Incident(opened_at=opened.astimezone(UTC), note=str(note), runs=list(runs))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        # A damaged clock must not hide the incident: start a new one.
-        return None
+    """The open incident of this clock file; None when there is none.
+
+    Raises Unusable when there is a file but it cannot be used as a clock.
+    """
+    data = _read(path)
+    return None if data is None else _parse(path, data, now)
 
 
-def _save(path: Path, incident: Incident) -> None:
+def _text(incident: Incident) -> str:
     data = {
         "opened_at": incident.opened_at.isoformat(),
-        "note": Path(incident.note).name,
+        "note": Path(incident.note).name,  # a name, never a path: see _kept_note
+        "omitted": incident.omitted,
         "runs": incident.runs,
     }
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    # Compact: the C encoder writes it (indenting is pure Python, several times slower).
+    return json.dumps(data) + "\n"
 
 
-def advance(path: Path, run: Run, note: Path | None = None) -> Incident | None:
+def _fit(incident: Incident) -> str:
+    """The clock file's text, with no more than KEEP_RUNS records and, if it can, under
+    CLOCK_TARGET bytes: the records dropped are the oldest but the first."""
+    while len(incident.runs) > KEEP_RUNS:
+        del incident.runs[1]
+        incident.omitted += 1
+    text = _text(incident)
+    if len(text.encode()) > CLOCK_TARGET:
+        # Large records (long evidence, many root causes): drop by measured size,
+        # then write once; the latest record always stays.
+        sizes = [len(json.dumps(r).encode()) + 2 for r in incident.runs]
+        excess = len(text.encode()) - CLOCK_TARGET
+        drop = 0
+        while excess > 0 and len(incident.runs) - drop > 2:
+            excess -= sizes[1 + drop]
+            drop += 1
+        del incident.runs[1 : 1 + drop]
+        incident.omitted += drop
+        text = _text(incident)
+    return text
+
+
+def advance(
+    path: Path,
+    run: Run,
+    note: Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Incident | None:
     """Move one stack's clock by one run; return the incident it belongs to, if any.
 
     ``run`` holds that stack only. ``note`` overrides where the incident's note
     goes; by default it is named after the incident's opening, beside the clock
-    file. Raises WriteFailed when the clock cannot be kept.
+    file. ``warn`` gets one line when a clock file was there but unusable.
+    Raises WriteFailed when the clock cannot be kept.
     """
     with locked(path.with_name(path.name + ".lock")):
-        incident = load(path, run.finished_at)
+        unusable = None
+        try:
+            incident = load(path, run.finished_at)
+        except Unusable as exc:
+            incident, unusable = None, f"incident clock {path} was unusable ({exc})"
         if incident is None:
             if not run.roots:  # only a failure opens an incident; blindness is no verdict
+                if unusable is not None and warn is not None:
+                    warn(f"{unusable}: left as it is; the next failing run starts a new incident")
                 return None
-            default = path.parent / f"{path.stem}-{run.started_at:%Y%m%dT%H%M%SZ}.md"
-            incident = Incident(opened_at=run.started_at, note=str(default))
+            incident = Incident(opened_at=run.started_at, note=str(note_path(path, run.started_at)))
         if note is not None:
             incident.note = str(note)
         incident.runs.append(record(run))
         if run.status == HEALTHY:  # every check ran and passed: none failed, none blind
             incident.closed_at = run.started_at
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise WriteFailed(f"cannot remove {path}: {exc.strerror or exc}") from None
         else:
-            _save(path, incident)
+            write_atomic(path, _fit(incident))
+        # Said once the new clock is in place: if it could not be, WriteFailed says so.
+        if unusable is not None and warn is not None:
+            warn(f"{unusable}: started a new incident")
         return incident
 
 
@@ -140,7 +304,7 @@ def line(incident: Incident | None, run: Run) -> str:
     if incident is None:
         return "No open incident."
     now = run.finished_at
-    runs = len(incident.runs)
+    runs = incident.run_count
     since = (
         f"first failing run {incident.opened_at:%Y-%m-%d %H:%M:%S %Z}, "
         f"{runs} run{'' if runs == 1 else 's'}"

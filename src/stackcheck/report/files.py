@@ -14,7 +14,7 @@ import fcntl
 import os
 import re
 import tempfile
-import time
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,29 +54,65 @@ def write_atomic(path: Path, text: str) -> None:
         raise WriteFailed(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _wait_for(fd: int, path: Path, wait_s: float) -> None:
+    """Block on an exclusive flock of ``fd`` for at most ``wait_s``; WriteFailed if not held.
+
+    The kernel wakes a blocked waiter the moment the lock is released, where a
+    poller sleeps through its turn (and a run that comes back at once would take
+    the lock every time). flock cannot time out, so a thread waits; if the wait
+    is given up, that thread owns ``fd`` from then on and closes it (releasing
+    the lock) as soon as its flock returns.
+    """
+    done = threading.Event()
+    handoff = threading.Lock()
+    held: list[bool] = []
+    abandoned = False
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            ok = True
+        except OSError:
+            ok = False
+        with handoff:
+            if abandoned:
+                os.close(fd)
+                return
+            held.append(ok)
+            done.set()
+
+    threading.Thread(target=wait, name="stackcheck-lock", daemon=True).start()
+    done.wait(wait_s)
+    with handoff:
+        if not done.is_set():
+            abandoned = True
+            raise WriteFailed(f"{path} stayed locked by another run for {wait_s:g} s")
+    if not held[0]:
+        os.close(fd)
+        raise WriteFailed(f"cannot lock {path}")
+
+
 @contextlib.contextmanager
 def locked(path: Path, wait_s: float = 5.0) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing), waiting at most ``wait_s``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a")
+        # O_NOFOLLOW: a link in its place must not make us create or lock another file.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o644)
     except OSError as exc:
         raise WriteFailed(f"cannot lock {path}: {exc.strerror or exc}") from None
-    with handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise WriteFailed(
-                        f"{path} stayed locked by another run for {wait_s:g} s"
-                    ) from None
-                time.sleep(0.02)
-            except OSError as exc:
-                raise WriteFailed(f"cannot lock {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _wait_for(fd, path, wait_s)
+    except OSError as exc:
+        os.close(fd)
+        raise WriteFailed(f"cannot lock {path}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
         try:
-            yield
+            fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(fd)

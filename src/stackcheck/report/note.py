@@ -154,7 +154,11 @@ def render(incident: Incident, run: Run) -> str:
         "| Run started (UTC) | Status | Root causes |",
         "|---|---|---|",
     ]
-    for entry in incident.runs:
+    for number, entry in enumerate(incident.runs):
+        if number == 1 and incident.omitted:
+            # The clock keeps the first run and the latest: the rest were counted.
+            many = incident.omitted
+            lines.append(f"| … | {many} more run{'' if many == 1 else 's'}, not kept | … |")
         # The record is a file on disk: its times and statuses are quoted too.
         causes = ", ".join(table_cell(str(c["label"])) for c in entry["root_causes"]) or "none"
         status = str(entry["status"]) + (" (partial run)" if entry.get("partial") else "")

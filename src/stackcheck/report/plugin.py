@@ -118,7 +118,7 @@ class Reporter:
             incident = None
             try:
                 clock = reports / f"incident-{name}.json"
-                incident = escalation.advance(clock, one, note_override)
+                incident = escalation.advance(clock, one, note_override, self.problems.append)
             except WriteFailed as exc:
                 self.problems.append(
                     f"{exc}; the incident clock of {stack_run.stack.name} was not moved"

@@ -52,7 +52,7 @@ def _incident(incident: Incident | None, run: Run) -> dict[str, Any] | None:
         "opened_at": incident.opened_at.isoformat(),
         "closed_at": incident.closed_at.isoformat() if incident.closed_at else None,
         "open_for_s": round(max(age.total_seconds(), 0.0), 3),
-        "runs": len(incident.runs),
+        "runs": incident.run_count,
         "escalate": incident.escalate(run.finished_at),
         "note": incident.note,
     }
