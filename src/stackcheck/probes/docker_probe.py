@@ -6,10 +6,11 @@ project (v1 or v2) with any service names works.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 import shlex
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -17,6 +18,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from stackcheck.config import LogRules, Stack
+from stackcheck.probes import logmatch
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
 from stackcheck.probes.network import file_refusal
@@ -25,6 +27,15 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 LOG_LINE_CAP = 240
 LOG_MATCH_CAP = 10
+# What one logs probe reads of a container's output, at most (see read_newest_logs).
+LOG_READ_BYTES = 1 << 20
+LOG_CHUNK_BYTES = 64 * 1024
+# A cut line's excerpt starts this many characters before its bad word.
+LOG_EXCERPT_LEAD = 40
+# Matching may use this share of the probe time left when it starts (the rest
+# is the other probes' margin), or this many seconds when there is no deadline.
+LOG_MATCH_SHARE = 0.5
+LOG_MATCH_BUDGET_S = 2.5
 
 
 def engine_address(stack: Stack) -> str:
@@ -219,21 +230,161 @@ def stats_facts(client: docker.DockerClient, service: str, container: Container)
     return facts
 
 
-def log_facts(container: Container, service: str, rules: LogRules) -> LogFacts:
+def _frames(stream: Any, tty: bool) -> Iterator[bytes]:
+    """The log stream's bytes in pieces: one per log entry, or large chunks for a tty."""
+    response = getattr(stream, "_response", None)
+    raw = getattr(response, "raw", None)
+    if not tty or raw is None:
+        yield from stream
+        return
+    # docker-py reads a tty container's raw stream one byte per item (2.9 s a
+    # MiB, measured): take the first byte its way (it checks the answer's
+    # status), then read the rest of the same response in large chunks.
+    for first in stream:
+        yield first
+        break
+    while chunk := raw.read(LOG_CHUNK_BYTES):
+        yield chunk
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    # A stream that will not close is one connection less for the pool, no more.
+    with contextlib.suppress(Exception):
+        if close is not None:
+            close()
+
+
+def read_newest_logs(
+    container: Container, tail: int, since: int, deadline: Deadline | None = None
+) -> bytes | None:
+    """The newest log output within ``tail`` entries and ``since``, at most LOG_READ_BYTES.
+
+    The engine counts ``tail`` in log entries, not lines, and splits a line
+    longer than 16 KiB into several entries (a 10 MB line is 611 of them); it
+    sends the oldest of the requested entries first, and only all of them at
+    once unless streamed. So the entries are streamed and counted in bytes:
+    if the requested tail is more than LOG_READ_BYTES, the read stops there
+    and the tail is asked for again, halved (or cut to the entries that did
+    fit), until the newest entries fit. The window is therefore always the
+    newest output: a long line cannot push the lines after it out of it, and
+    lines older than the newest LOG_READ_BYTES are not read. The entries of a
+    split line arrive without line breaks between them, so the line is whole
+    again in the window. None: the deadline passed before a window fitted.
+    """
+    tty = bool(((getattr(container, "attrs", None) or {}).get("Config") or {}).get("Tty"))
+    want = max(1, tail)
+    while True:
+        stream = container.logs(
+            stdout=True, stderr=True, stream=True, follow=False, tail=want, since=since
+        )
+        window = bytearray()
+        entries = 0
+        over = False
+        try:
+            for frame in _frames(stream, tty):
+                if len(window) + len(frame) > LOG_READ_BYTES:
+                    over = True
+                    break
+                window += frame
+                entries += 1
+        finally:
+            _close(stream)
+        if not over:
+            return bytes(window)
+        if want == 1:
+            # One entry larger than the budget (a driver that does not split):
+            # its first LOG_READ_BYTES are all there is to read.
+            return bytes(window)
+        if deadline is not None and deadline.left(floor=0.0) <= 0:
+            return None
+        # For a tty the pieces are chunks, not entries: only halve.
+        want = max(1, want // 2 if tty else min(want // 2, entries))
+
+
+def _excerpt(line: str, at: int) -> str:
+    """``line`` as evidence: whole if short, else LOG_LINE_CAP characters around ``at``.
+
+    What is left out is said with a marker, so a cut line never reads as a
+    whole one, and a bad word far into a long line is still shown.
+    """
+    text = line.strip()
+    if len(text) <= LOG_LINE_CAP:
+        return text
+    at = max(0, at - (len(line) - len(line.lstrip())))
+    start = 0 if at < LOG_LINE_CAP - LOG_EXCERPT_LEAD else at - LOG_EXCERPT_LEAD
+    start = min(start, len(text) - LOG_LINE_CAP)
+    end = start + LOG_LINE_CAP
+    before = f"[truncated {start} chars] … " if start else ""
+    after = f" … [truncated {len(text) - end} chars]" if end < len(text) else ""
+    return before + text[start:end] + after
+
+
+def log_facts(
+    container: Container, service: str, rules: LogRules, deadline: Deadline | None = None
+) -> LogFacts:
+    """The bad lines among the newest log output (see ``read_newest_logs`` for the window).
+
+    The stack file's patterns are user-supplied regexes: ``logmatch`` runs
+    them so that a catastrophic one ends in "could not check", naming it,
+    within a budget of half the probe time left, never in a stalled run.
+    """
     facts = LogFacts(service=service)
+    try:
+        rules_matcher = logmatch.matcher(tuple(rules.patterns), tuple(rules.ignore))
+    except logmatch.PatternError as exc:
+        facts.blind = f"cannot match {service}'s log: {exc}; fix it in the stack file"
+        return facts
     since = int(time.time() - rules.since_s)
-    raw: bytes = container.logs(stdout=True, stderr=True, tail=rules.tail, since=since)
-    bad = re.compile(r"\b(?:" + "|".join(rules.patterns) + r")\b", re.IGNORECASE)
-    harmless = [re.compile(p) for p in rules.ignore]
+    raw = read_newest_logs(container, rules.tail, since, deadline)
+    if raw is None:
+        facts.blind = (
+            f"the newest {LOG_READ_BYTES // 1024} KiB of {service}'s log could not be "
+            "read before the probe deadline"
+        )
+        return facts
     # Logs are bytes from anything: never let an odd byte stop the check.
     lines = raw.decode("utf-8", errors="replace").splitlines()
     facts.lines_read = len(lines)
-    for line in lines:
-        if bad.search(line) and not any(h.search(line) for h in harmless):
-            facts.matches.append(line.strip()[:LOG_LINE_CAP])
+    budget = LOG_MATCH_BUDGET_S if deadline is None else deadline.left() * LOG_MATCH_SHARE
+    until = time.monotonic() + budget
+    try:
+        for line in lines:
+            at = rules_matcher.bad_at(line, until)
+            if at is not None:
+                facts.matches.append(_excerpt(line, at))
+    except logmatch.OutOfTime as exc:
+        facts.matches = []
+        facts.blind = _out_of_time(service, exc, budget, len(lines))
+        return facts
     facts.match_count = len(facts.matches)
     facts.matches = facts.matches[-LOG_MATCH_CAP:]
     return facts
+
+
+def _out_of_time(service: str, exc: logmatch.OutOfTime, budget: float, lines: int) -> str:
+    """One line: which pattern ran out of time, and what to do about it."""
+    one_line = (
+        f"did not finish on one line of {service}'s log within "
+        f"{logmatch.MATCH_CALL_S:g} s of CPU time"
+    )
+    if exc.pattern is not None:
+        return (
+            f"log pattern {logmatch.shown(exc.pattern)} (the stack file's [logs] {exc.role}) "
+            f"{one_line}: it backtracks catastrophically (nested or overlapping repetition "
+            "such as (a+)+, (a|a)* or (.*x)*); simplify the pattern so that no part of a "
+            "line can be matched in many ways"
+        )
+    if exc.suspects:
+        named = ", ".join(logmatch.shown(p) for p in exc.suspects)
+        return (
+            f"the stack file's [logs] {exc.role} ({named}) {one_line}: one of them "
+            "backtracks catastrophically; simplify it"
+        )
+    return (
+        f"matching the stack file's [logs] patterns against {lines} lines of {service}'s log "
+        f"took more than its {budget:.1f} s budget: simplify the patterns or lower [logs] tail"
+    )
 
 
 DEFAULT_PGDATA = "/var/lib/postgresql/data"

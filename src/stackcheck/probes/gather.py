@@ -163,20 +163,21 @@ def _gather_docker(stack: Stack, needs: set[Need], deadline: Deadline, facts: St
             what = "no container for this service" if not group else f"container is {state}"
             _file(stack, facts, need, error=f"cannot look inside {need.service}: {what}")
             continue
-        task = _task(client, stack, need, group[0], facts)
+        task = _task(client, stack, need, group[0], facts, deadline)
         batch.start(need.key, task)
         started.append(need)
     _collect(stack, facts, batch, started)
 
 
 def _task(
-    client: Any, stack: Stack, need: Need, container: Any, facts: StackFacts
+    client: Any, stack: Stack, need: Need, container: Any, facts: StackFacts, deadline: Deadline
 ) -> Callable[[], Any]:
     name = need.service
     if need.kind == "stats":
         return partial(docker_probe.stats_facts, client, name, container)
     if need.kind == "logs":
-        return partial(docker_probe.log_facts, container, name, stack.logs)
+        # The deadline: the log patterns' matching budget is a share of what is left.
+        return partial(docker_probe.log_facts, container, name, stack.logs, deadline)
     if need.kind == "net":
         target = need.target or ""
         step = max(1, min(3, int(stack.timeouts.connect_s)))
