@@ -454,6 +454,9 @@ def _bad_line_regex(patterns: Iterable[str]) -> re.Pattern[str]:
 
 def _log_regexes(path: Path, logs: dict[str, Any], rules: LogRules) -> None:
     """Compile the patterns as the log probe will, so that a bad one fails here, named."""
+    # Imported here: stackcheck.probes imports this module.
+    from stackcheck.probes import logmatch
+
     if "patterns" in logs and not rules.patterns:
         # "\b(?:)\b" matches every line that has a word in it: all bad.
         raise StackFileError(
@@ -489,6 +492,9 @@ def _log_regexes(path: Path, logs: dict[str, Any], rules: LogRules) -> None:
                         f"{path}: invalid regex {shown} in 'logs.patterns' as the log probe "
                         f"uses it (\\b(?:PATTERN|...)\\b, already case-insensitive): {exc}"
                     ) from None
+            problem = logmatch.pattern_problem(pattern)
+            if problem:  # would take the log probe's regex engine seconds to compile
+                raise StackFileError(f"{path}: 'logs.{key}': {problem}")
             if key == "patterns" and alone.fullmatch("") is not None:
                 # "\b(?:a*)\b" matches at every word boundary: every line is bad.
                 raise StackFileError(
@@ -502,6 +508,9 @@ def _log_regexes(path: Path, logs: dict[str, Any], rules: LogRules) -> None:
                     f"{path}: 'logs.ignore' pattern {shown} matches the empty string "
                     "anywhere, so it would hide every log line"
                 )
+    problem = logmatch.pattern_problem(logmatch.bad_line_source(rules.patterns))
+    if problem:
+        raise StackFileError(f"{path}: 'logs.patterns' together: {problem}")
     try:
         _bad_line_regex(rules.patterns)
     except re.error as exc:  # each compiles alone, but not together (a group name twice)

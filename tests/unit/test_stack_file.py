@@ -673,3 +673,23 @@ def test_keys_and_names_quoted_in_errors_stay_on_one_line(tmp_path: Path) -> Non
     assert message.startswith(f"unknown table '{'k' * 64}...'") and len(message) < 200
     message = rejected(tmp_path, GOOD.replace('name = "s"', f'name = "s"\n{long_key} = 1'))
     assert message.startswith(f"unknown key 'stack.{'k' * 64}...'") and len(message) < 200
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [["x{100000}"], ["(?:x{700}){700}"], ["a{6000}", "b{6000}"]],
+    ids=["one-large-count", "nested-counts", "together"],
+)
+def test_counted_repetition_the_log_probe_refuses_is_refused_at_load(
+    patterns: list[str], tmp_path: Path
+) -> None:
+    # The log probe's regex engine expands counted repetition when it compiles,
+    # holding the interpreter for seconds: such a pattern must fail here, named.
+    path = tmp_path / "stack.toml"
+    listed = ", ".join(f'"{p}"' for p in patterns)
+    path.write_text(
+        f'[stack]\nname = "s"\ncompose_project = "s"\n[services.db]\n[logs]\npatterns = [{listed}]\n'
+    )
+    with pytest.raises(StackFileError, match="repeats too much") as caught:
+        load_stack(path)
+    assert "\n" not in str(caught.value)
