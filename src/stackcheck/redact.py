@@ -16,9 +16,13 @@ few times.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "******"
 
@@ -89,11 +93,128 @@ def _mask_after_head(match: re.Match[str]) -> str:
     return match.group("head") + MASK
 
 
+@lru_cache(maxsize=64)
+def _spellings(secret: str) -> frozenset[str]:
+    """``secret`` as the texts we quote may spell it.
+
+    A health body is JSON (quotes, backslashes and non-ASCII escaped), a DSN in
+    an error is percent-encoded or libpq-quoted, an HTML page escapes "&<>", a
+    repr() doubles backslashes: the password is as readable in each.
+    """
+    return frozenset(
+        {
+            secret,
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            quote(secret, safe=""),
+            quote(secret),
+            quote_plus(secret),
+            secret.replace("\\", "\\\\"),
+            secret.replace("\\", "\\\\").replace("'", "\\'"),
+            html.escape(secret),
+            html.escape(secret, quote=False),
+        }
+    )
+
+
+# Excerpts are cut before they are redacted (a health body's first 200
+# characters, a long log line around its bad word, marked "… [truncated N
+# chars]"), so a cut may fall inside a password: neither the whole of it nor
+# the "@" after a URL's userinfo is left to recognise. At a cut (the end of the
+# text, either side of "…") at least this many characters that begin a secret
+# (before the cut) or end it (after) are masked. Fewer reveal next to nothing,
+# and would mask the last letters of too many ordinary texts.
+_CUT_MIN = 4
+_ELLIPSIS = "…"
+
+
+def _begins_secret(text: str, end: int, form: str, floor: int) -> int:
+    """The most characters (> ``floor``) before ``end`` that begin ``form``, or 0."""
+    if end <= 0:
+        return 0
+    last = text[end - 1]
+    size = min(len(form) - 1, end) + 1  # a whole spelling was replaced already
+    while True:
+        # Only where the secret has the character before the cut can it be cut.
+        size = form.rfind(last, 0, size - 1) + 1
+        if size <= floor:
+            return 0
+        if text.startswith(form[:size], end - size):
+            return size
+
+
+def _ends_secret(text: str, start: int, form: str, floor: int) -> int:
+    """The most characters (> ``floor``) from ``start`` that end ``form``, or 0."""
+    if start >= len(text):
+        return 0
+    first = text[start]
+    at = 0  # a whole spelling was replaced already: the cut is after its start
+    while True:
+        at = form.find(first, at + 1)
+        if at < 0 or len(form) - at <= floor:
+            return 0
+        if text.startswith(form[at:], start):
+            return len(form) - at
+
+
+@lru_cache(maxsize=16)
+def _holding(spellings: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """For each character, the spellings that contain it: a cut is looked for only
+    in those, so text full of "…" costs a lookup per cut."""
+    found: dict[str, list[str]] = {}
+    for form in spellings:
+        for char in set(form):
+            found.setdefault(char, []).append(form)
+    return {char: tuple(forms) for char, forms in found.items()}
+
+
+def _mask_cut_secrets(text: str, spellings: tuple[str, ...]) -> str:
+    """``text`` with the piece of a secret left at each cut masked."""
+    holding = _holding(spellings)
+    ends = [len(text)]
+    starts = []
+    for found in re.finditer(_ELLIPSIS, text):
+        at = found.start()
+        ends.append(at - 1 if text[at - 1 : at] == " " else at)
+        starts.append(at + 2 if text[at + 1 : at + 2] == " " else at + 1)
+    pieces: list[tuple[int, int]] = []
+    for end in ends:
+        longest = 0
+        for form in holding.get(text[end - 1], ()) if end > 0 else ():
+            longest = max(longest, _begins_secret(text, end, form, max(longest, _CUT_MIN - 1)))
+        if longest:
+            pieces.append((end - longest, end))
+    for start in starts:
+        longest = 0
+        for form in holding.get(text[start], ()) if start < len(text) else ():
+            longest = max(longest, _ends_secret(text, start, form, max(longest, _CUT_MIN - 1)))
+        if longest:
+            pieces.append((start, start + longest))
+    if not pieces:
+        return text
+    shown, done = [], 0
+    for begin, end in sorted(pieces):
+        if end <= done:  # within a piece masked already
+            continue
+        shown.append(text[done:begin] if begin > done else "")
+        shown.append(MASK)
+        done = end
+    return "".join(shown) + text[done:]
+
+
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each of ``secrets`` and anything that looks like a password masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+    # Longest first, so that a spelling that contains another is hidden whole.
+    spellings = tuple(
+        sorted(
+            {form for secret in secrets if secret for form in _spellings(secret)},
+            key=lambda form: (-len(form), form),
+        )
+    )
+    for form in spellings:
+        text = text.replace(form, MASK)
+    if spellings:
+        text = _mask_cut_secrets(text, spellings)
     text = _URL_PASSWORD.sub(_mask_after_head, text)
     # Before the key=value pass: in "token: Bearer abc" that pass would mask only
     # the word "Bearer" and leave the token itself.
