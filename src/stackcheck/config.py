@@ -508,15 +508,15 @@ def _log_regexes(path: Path, logs: dict[str, Any], rules: LogRules) -> None:
                     f"{path}: 'logs.ignore' pattern {shown} matches the empty string "
                     "anywhere, so it would hide every log line"
                 )
-    problem = logmatch.pattern_problem(logmatch.bad_line_source(rules.patterns))
-    if problem:
-        raise StackFileError(f"{path}: 'logs.patterns' together: {problem}")
     try:
         _bad_line_regex(rules.patterns)
     except re.error as exc:  # each compiles alone, but not together (a group name twice)
         raise StackFileError(
             f"{path}: 'logs.patterns' do not compile together as one regex: {exc}"
         ) from None
+    problem = logmatch.pattern_problem(logmatch.bad_line_source(rules.patterns))
+    if problem:
+        raise StackFileError(f"{path}: 'logs.patterns' together: {problem}")
 
 
 def load_stack(path: Path) -> Stack:
