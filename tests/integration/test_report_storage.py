@@ -29,7 +29,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
 
 from prometheus_client.parser import text_string_to_metric_families
-from reportbench import DB_STOPPED, SRC, CheckRun
+from reportbench import DB_STOPPED, SRC, CheckRun, remediation, without_files
 
 pytest_plugins = ("pytester",)
 
@@ -97,23 +97,6 @@ def fill(directory: Path) -> int:
         probe.flush()
     (directory / "probe").unlink(missing_ok=True)
     return written
-
-
-def remediation(result: pytest.RunResult) -> list[str]:
-    """The Remediation section's lines, up to pytest's last summary line."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if re.match(r"=+ Remediation =+$", line))
-    end = max(i for i, line in enumerate(lines) if re.match(r"=+ .* in [\d.]+s", line))
-    return lines[start:end]
-
-
-def without_files(lines: list[str]) -> list[str]:
-    """The section but its lines about files and the incident clock."""
-    return [
-        line
-        for line in lines
-        if not line.startswith(("reports: ", "Incident ", "No open incident"))
-    ]
 
 
 def cannot(result: pytest.RunResult) -> list[str]:

@@ -7,6 +7,7 @@ analysis and every output are the real ones. Nothing here lists the checks.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,20 @@ class CheckRun:
 
     def checks(self, stack: str = "testbed") -> dict[str, dict[str, Any]]:
         return {c["key"]: c for c in self.summary(stack)["checks"]}
+
+
+def remediation(result: pytest.RunResult) -> list[str]:
+    """The Remediation section's lines, up to pytest's last summary line."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if re.match(r"=+ Remediation =+$", line))
+    end = max(i for i, line in enumerate(lines) if re.match(r"=+ .* in [\d.]+s", line))
+    return lines[start:end]
+
+
+def without_files(lines: list[str]) -> list[str]:
+    """The report's lines but those about its files and the incident clock."""
+    return [
+        line
+        for line in lines
+        if not line.startswith(("reports: ", "Incident ", "No open incident"))
+    ]

@@ -24,6 +24,8 @@ from reportbench import (
     TESTBED_ITEMS,
     TESTBED_SKIPPED,
     CheckRun,
+    remediation,
+    without_files,
 )
 
 pytest_plugins = ("pytester",)
@@ -86,23 +88,6 @@ def by_check(samples: list[tuple[dict[str, str], float]]) -> dict[str, float]:
         where = labels["service"] + (f"->{labels['target']}" if labels["target"] else "")
         found[f"{where}:{labels['check']}"] = value
     return found
-
-
-def remediation(result: pytest.RunResult) -> list[str]:
-    """The Remediation section's lines, up to pytest's last summary line."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if re.match(r"=+ Remediation =+$", line))
-    end = max(i for i, line in enumerate(lines) if re.match(r"=+ .* in [\d.]+s", line))
-    return lines[start:end]
-
-
-def without_files(lines: list[str]) -> list[str]:
-    """The report's lines but those about its files and the incident clock."""
-    return [
-        line
-        for line in lines
-        if not line.startswith(("reports: ", "Incident ", "No open incident"))
-    ]
 
 
 # -- JUnit -------------------------------------------------------------------
