@@ -47,8 +47,9 @@ MARK = "{mark}"  # replaced by a path in the test's directory
 NASTY = f"$(touch {MARK}) ;touch {MARK} `touch {MARK}` a&b|c -rf 'q\"*"
 STUBS = ("docker", "docker-compose", "curl", "grep")
 STUB = """#!/bin/sh
-# Records its own argv (NUL-separated, one record per line) and the engine it was given.
-{ printf '%s\\0' "${0##*/}" "DOCKER_HOST=${DOCKER_HOST-}" "$@"; printf '\\n'; } >> "$STUB_LOG"
+# Records its own argv (NUL-separated) and the engine it was given, in a file of
+# its own: the two ends of a pipe run at once, and their writes would interleave.
+{ printf '%s\\0' "${0##*/}" "DOCKER_HOST=${DOCKER_HOST-}" "$@"; printf '\\n'; } > "$STUB_LOG.$$"
 """
 
 
@@ -178,7 +179,8 @@ def test_every_command_is_the_argv_it_means_and_runs_nothing_else(
                 program = next(w for w in argv if not w.startswith("DOCKER_HOST="))
                 assert program in STUBS, (ref.key, command)
                 log = tmp_path / "argv.log"
-                log.unlink(missing_ok=True)
+                for old in tmp_path.glob("argv.log.*"):
+                    old.unlink()
                 done = subprocess.run(
                     ["bash", "-c", command],
                     env={**env, "STUB_LOG": str(log)},
@@ -190,7 +192,11 @@ def test_every_command_is_the_argv_it_means_and_runs_nothing_else(
                 )
                 assert done.returncode == 0, (command, done.stderr)
                 assert not mark.exists(), command
-                records = [r.split("\0") for r in log.read_text().split("\0\n")[:-1]]
+                records = [
+                    r.split("\0")
+                    for one in tmp_path.glob("argv.log.*")
+                    for r in one.read_text().split("\0\n")[:-1]
+                ]
                 # Each program of the (pipe)line got the argv, and the engine, intended.
                 head, _, tail = (
                     (argv[: argv.index("|")], "|", argv[argv.index("|") + 1 :])
