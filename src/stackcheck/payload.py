@@ -122,11 +122,8 @@ def context_for(ref: CheckRef, check: Check, stack: Stack, facts: StackFacts) ->
         ctx.update(CONTEXT[kind](ref, facts))
     # Where to type the commands: the compose labels of the service's container.
     container = facts.containers.get(ref.service)
-    labelled = container is not None and container.compose_cmd
-    ctx["compose_cmd"] = (
-        container.compose_cmd
-        if container and labelled
-        else compose_command({}, stack.compose_project, stack)
+    ctx["compose_cmd"] = (container.compose_cmd if container else "") or compose_command(
+        {}, stack.compose_project, stack
     )
     ctx["docker_cmd"] = docker_command(stack)
     if container is not None and container.name:

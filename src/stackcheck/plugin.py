@@ -24,7 +24,7 @@ import pytest
 
 from stackcheck import payload, report
 from stackcheck.config import Stack, StackFileError, load_stack
-from stackcheck.definition import FACT_FIXTURES, Check, Fix, definition_of
+from stackcheck.definition import Check, Fix, definition_of
 from stackcheck.model import REF_KEY, CheckFailed, CheckRef, CouldNotCheck
 from stackcheck.probes.facts import (
     CommandFacts,
@@ -201,7 +201,7 @@ class Collector:
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         callspec = getattr(item, "callspec", None)
-        check = definition_of(getattr(item, "function", None))
+        check = definition_of(_function(item))
         if callspec is None or check is None:
             return
         ref = callspec.params.get("ref")
@@ -399,7 +399,3 @@ def command(ref: CheckRef, facts: StackFacts) -> CommandFacts:
     """The outcome of the check's own ``command=[...]`` inside the service's container."""
     found: CommandFacts = _sighted(facts.commands.get((ref.check, ref.service)), ref, "command")
     return found
-
-
-# Every fact fixture the definitions know of is defined above (a unit test holds them equal).
-FIXTURES = FACT_FIXTURES

@@ -572,3 +572,13 @@ def test_net_blind_for_one_check_blinds_only_that_check() -> None:
         _sighted(facts, blinded, "net")
     for other in ("net_resolve", "net_port"):
         assert _sighted(facts, CheckRef("s", other, "backend", "db"), "net") is facts
+
+
+def test_the_plugin_has_a_fixture_for_every_fact_a_check_may_read() -> None:
+    # @check derives a check's facts from FACT_FIXTURES names among its parameters;
+    # a name without its fixture would make every such check an error.
+    import stackcheck.plugin
+    from stackcheck.definition import FACT_FIXTURES
+
+    missing = [n for n in FACT_FIXTURES if not callable(getattr(stackcheck.plugin, n, None))]
+    assert missing == []

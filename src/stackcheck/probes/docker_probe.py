@@ -38,8 +38,13 @@ LOG_MATCH_SHARE = 0.5
 LOG_MATCH_BUDGET_S = 2.5
 
 
+def chosen_engine(stack: Stack) -> str | None:
+    """The engine the stack file or DOCKER_HOST names; None for the default local one."""
+    return stack.docker_host or os.environ.get("DOCKER_HOST")
+
+
 def engine_address(stack: Stack) -> str:
-    return stack.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return chosen_engine(stack) or "unix:///var/run/docker.sock"
 
 
 def describe_engine_error(stack: Stack, exc: BaseException) -> str:
@@ -114,7 +119,7 @@ def engine_prefix(stack: Stack) -> str:
     Printed commands carry the engine they were checked on, so a command copied
     into another shell talks to the same engine.
     """
-    address = stack.docker_host or os.environ.get("DOCKER_HOST")
+    address = chosen_engine(stack)
     # The assignment word itself must stay unquoted for the shell to read it as one.
     return f"DOCKER_HOST={shlex.quote(address)} " if address else ""
 

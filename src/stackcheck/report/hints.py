@@ -46,10 +46,12 @@ class Hint:
         fix = self.check.fix.step
         return f"{self.key}: {fix.title} ({fix.link})"
 
-    def command_lines(self) -> list[str]:
+    def command_lines(self, only: Safety | None = None) -> list[str]:
+        """One line per command, with its safety class; ``only`` keeps just that class."""
         return [
             f"  [{safety.value}]{' ' * (12 - len(safety.value))}{cmd}"
             for safety, cmd in self.commands
+            if only is None or safety is only
         ]
 
     def detail_lines(self) -> list[str]:
@@ -78,13 +80,8 @@ class Hint:
         """A consequence's report: which root cause to fix first, and only read-only commands."""
         lines = [f"consequence of {root} — fix that first"]
         if self.evidence:
-            lines.append(f"evidence: {self.evidence.splitlines()[0] if self.evidence else ''}")
-        lines += [
-            f"  [{safety.value}]{' ' * (12 - len(safety.value))}{cmd}"
-            for safety, cmd in self.commands
-            if safety is Safety.READ_ONLY
-        ]
-        return "\n".join(lines)
+            lines.append(f"evidence: {self.evidence.splitlines()[0]}")
+        return "\n".join([*lines, *self.command_lines(only=Safety.READ_ONLY)])
 
 
 def _from_stack_file(stack: Stack, ref: CheckRef) -> dict[str, str]:
