@@ -7,7 +7,6 @@ engine) from the checks themselves instead of keeping a table of their own.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,20 +14,18 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from stackcheck.config import load_stack
-from stackcheck.definition import Check, definition_of
+from stackcheck.definition import Check
 from stackcheck.probes.gather import DOCKER_KINDS
 from stackcheck.report.files import slug
 from stackcheck.where import refs
+from tests.unit.definitions import definitions
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKS_DIR = ROOT / "checks"
 # A private module name: never the `test_container` pytest itself imports checks/ as.
-_PREFIX = "_stackcheck_integration_checks_"
 
 
 @dataclass
@@ -119,22 +116,9 @@ def run_checks(
     return run
 
 
-@cache
 def check_definitions() -> tuple[Check, ...]:
     """Every real check, from the @check decorators in checks/test_*.py."""
-    found: list[Check] = []
-    for path in sorted(CHECKS_DIR.glob("test_*.py")):
-        spec = importlib.util.spec_from_file_location(_PREFIX + path.stem, path)
-        assert spec is not None and spec.loader is not None, path
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for value in vars(module).values():
-            check = definition_of(value)
-            # A function imported from another check module is that module's check.
-            if check is not None and getattr(value, "__module__", None) == module.__name__:
-                found.append(check)
-    assert found, f"no @check definitions in {CHECKS_DIR}"
-    return tuple(found)
+    return tuple(definitions().values())
 
 
 def check_ids(stack_file: Path, engine_only: bool = False) -> set[str]:
