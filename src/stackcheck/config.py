@@ -449,7 +449,9 @@ def _bad_line_regex(patterns: Iterable[str]) -> re.Pattern[str]:
     syntax the stack file promises: the ``regex`` package, a superset, compiles
     whatever ``re`` does.
     """
-    return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
+    from stackcheck.probes import logmatch  # stackcheck.probes imports this module
+
+    return re.compile(logmatch.bad_line_source(list(patterns)), re.IGNORECASE)
 
 
 def _log_regexes(path: Path, logs: dict[str, Any], rules: LogRules) -> None:
