@@ -39,6 +39,13 @@ demo)
     ;;
 test)
     setup
+    # The alerting rules are tested with promtool (Debian's prometheus package;
+    # installing it starts no server here: there is no init system).
+    if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+    fi
+    export STACKCHECK_REQUIRE_PROMTOOL=1
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy" src/stackcheck

@@ -287,6 +287,14 @@ def test_prometheus_textfile_parses_with_the_verdicts(checkrun: CheckRun) -> Non
     assert found["stackcheck_last_run_timestamp_seconds"] == [({"stack": "testbed"}, started)]
     assert found["stackcheck_stack_healthy"] == [({"stack": "testbed"}, 0)]
     assert found["stackcheck_root_causes"] == [({"stack": "testbed"}, 1)]
+    # The failing run opened an incident: when, for the escalation alert.
+    incident = checkrun.summary()["stacks"][0]["incident"]
+    opened = datetime.fromisoformat(incident["opened_at"]).timestamp()
+    assert found["stackcheck_incident_opened_timestamp_seconds"] == [({"stack": "testbed"}, opened)]
+    checkrun.scenario({})
+    checkrun.run()  # healthy: the incident closes, and the gauge goes
+    found = metrics(checkrun.reports / "stackcheck-testbed.prom")
+    assert found["stackcheck_incident_opened_timestamp_seconds"] == []
 
 
 def test_prometheus_says_unknown_for_a_blind_only_run(checkrun: CheckRun) -> None:
@@ -417,3 +425,17 @@ def test_exit_status_says_the_verdict(
 ) -> None:
     checkrun.scenario(changes)
     assert checkrun.run(*args).ret == status
+
+
+def test_summary_json_to_standard_output_is_the_only_thing_there(checkrun: CheckRun) -> None:
+    checkrun.scenario(DB_STOPPED)
+    # A process of its own: the option moves the process's standard output.
+    result = checkrun.run("--summary-json", "-", subprocess=True)
+    doc = json.loads("\n".join(result.outlines))  # nothing but the JSON
+    jsonschema.validate(doc, SUMMARY_SCHEMA)
+    assert doc["status"] == "unhealthy"
+    assert [s["name"] for s in doc["stacks"]] == ["testbed"]
+    assert doc["checks"] == checkrun.summary()["checks"]  # as in the stack's own file
+    # pytest's own report, the Remediation included, went to standard error.
+    assert any("ROOT CAUSE db:container_running" in line for line in result.errlines)
+    assert result.ret == 1

@@ -34,7 +34,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--summary-json",
         metavar="PATH",
-        help="also write the summary JSON of the whole run (all stacks) here",
+        help="also write the summary JSON of the whole run (all stacks) here; '-' for "
+        "standard output (pytest's own output then goes to standard error)",
     )
     group.addoption(
         "--incident-note",

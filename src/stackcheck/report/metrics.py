@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from stackcheck.report.escalation import Incident
 from stackcheck.report.files import write_atomic
 from stackcheck.report.run import HEALTHY, UNHEALTHY, UNKNOWN, Run
 
 LABELS = ("stack", "service", "check", "target")  # target is "" off network checks
 
 
-def write(path: Path, run: Run) -> None:
-    """Write the run's gauges, atomically (node_exporter may read at any moment)."""
+def write(path: Path, run: Run, incidents: Mapping[str, Incident | None] | None = None) -> None:
+    """Write the run's gauges, atomically (node_exporter may read at any moment).
+
+    ``incidents`` (by stack name) adds when each open incident opened, which the
+    alerting rules turn into the runbook's escalation page.
+    """
     registry = CollectorRegistry()
     success = Gauge(
         "stackcheck_check_success",
@@ -54,6 +60,12 @@ def write(path: Path, run: Run) -> None:
         ["stack"],
         registry=registry,
     )
+    opened = Gauge(
+        "stackcheck_incident_opened_timestamp_seconds",
+        "Unix time the stack's open incident opened (absent when none is open)",
+        ["stack"],
+        registry=registry,
+    )
     for stack_run in run.stacks:
         name = stack_run.stack.name
         for row in stack_run.rows:
@@ -71,4 +83,7 @@ def write(path: Path, run: Run) -> None:
             status.labels(name, value).set(1 if stack_run.status == value else 0)
         roots.labels(name).set(len(stack_run.roots))
         last_run.labels(name).set(run.started_at.timestamp())
+        incident = (incidents or {}).get(name)
+        if incident is not None and incident.closed_at is None:
+            opened.labels(name).set(incident.opened_at.timestamp())
     write_atomic(path, generate_latest(registry).decode("utf-8"))

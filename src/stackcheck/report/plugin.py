@@ -10,6 +10,7 @@ arrive, is brought into line once pytest has written it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
@@ -44,6 +45,29 @@ class Reporter:
         self.problems: list[str] = []
         self.clock_unknown: set[str] = set()  # stacks whose incident clock was not moved
         self.expected: int | None = None  # check items collected (xdist: by the workers)
+        # --summary-json -: the JSON is the only thing on standard output, so pytest's
+        # terminal report is moved to standard error, and the JSON comes last.
+        self.to_stdout = config.getoption("summary_json") == "-"
+        self.stdout_text: str | None = None
+        if self.to_stdout:
+            self._terminal_to_stderr(config.pluginmanager.get_plugin("terminalreporter"))
+
+    def _terminal_to_stderr(self, reporter: Any) -> None:
+        """Put pytest's terminal reporter on standard error (public API only: one
+        ``pytest.TerminalReporter`` replaces the other under the same name)."""
+        if not isinstance(reporter, pytest.TerminalReporter):
+            return  # not registered yet: pytest_plugin_registered will see it
+        manager = self.config.pluginmanager
+        if getattr(reporter, "stackcheck_on_stderr", False):
+            return
+        manager.unregister(reporter)
+        moved = pytest.TerminalReporter(self.config, sys.stderr)
+        moved.stackcheck_on_stderr = True  # type: ignore[attr-defined]
+        manager.register(moved, "terminalreporter")
+
+    def pytest_plugin_registered(self, plugin: object, manager: pytest.PytestPluginManager) -> None:
+        if self.to_stdout and manager.get_name(plugin) == "terminalreporter":
+            self._terminal_to_stderr(plugin)
 
     def _path(self, option: str) -> Path | None:
         """An option's path, relative to where pytest was started."""
@@ -90,6 +114,14 @@ class Reporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
+        self._junit()
+        if self.stdout_text is not None:
+            # A reader that went away (`| head`) costs nothing but the JSON.
+            with contextlib.suppress(OSError):
+                sys.stdout.write(self.stdout_text)
+                sys.stdout.flush()
+
+    def _junit(self) -> None:
         # pytest's LogXML has written its file in its own sessionfinish by now.
         path = self.config.getoption("xmlpath", None)
         if self.run is not None and path:
@@ -129,14 +161,21 @@ class Reporter:
             if not one.partial:
                 # A partial run leaves the metrics of the last complete run alone:
                 # what it did not run is not known to be healthy.
-                self._try(metrics.write, reports / f"stackcheck-{name}.prom", one)
+                self._try(
+                    metrics.write,
+                    reports / f"stackcheck-{name}.prom",
+                    one,
+                    {stack_run.stack.name: incident},
+                )
             if incident is not None:
                 self._try(note.write, Path(incident.note), incident, one)
         by_slug = {slug(name): found for name, found in self.incidents.items()}
-        if (path := self._path("summary_json")) is not None:
+        if self.to_stdout:
+            self.stdout_text = summary.text(run, by_slug)
+        elif (path := self._path("summary_json")) is not None:
             self._try(summary.write, path, run, by_slug)
         if (path := self._path("prom_file")) is not None and not run.partial:
-            self._try(metrics.write, path, run)
+            self._try(metrics.write, path, run, self.incidents)
 
     def _try(self, write: Any, path: Path, *args: Any) -> None:
         try:

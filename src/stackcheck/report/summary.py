@@ -83,5 +83,9 @@ def document(run: Run, incidents: dict[str, Incident | None]) -> dict[str, Any]:
     }
 
 
+def text(run: Run, incidents: dict[str, Incident | None]) -> str:
+    return json.dumps(document(run, incidents), indent=2) + "\n"
+
+
 def write(path: Path, run: Run, incidents: dict[str, Incident | None]) -> None:
-    write_atomic(path, json.dumps(document(run, incidents), indent=2) + "\n")
+    write_atomic(path, text(run, incidents))
