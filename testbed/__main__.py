@@ -1,4 +1,7 @@
-"""python -m testbed up|down|reset|status|inject FAULT|stack-file PATH"""
+"""python -m testbed up|down|reset|status|inject FAULT|stack-file PATH|remote up|down|status
+
+With --remote NAME every command acts on the testbed inside that remote test
+host (python -m testbed remote up makes one; see testbed/remote.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,14 @@ import sys
 import time
 from typing import NoReturn
 
+from testbed.remote import (
+    DEFAULT_NAME,
+    DEFAULT_SSH_PORT,
+    RemoteHost,
+    RemoteTestbed,
+    remote_down,
+    remote_up,
+)
 from testbed.stack import DEFAULT_PROJECT, FAULTS, Testbed, TestbedError
 
 
@@ -20,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", default=DEFAULT_PROJECT, help="compose project name")
     parser.add_argument("--backend-port", type=int, default=18000, help="backend port on 127.0.0.1")
     parser.add_argument("--db-port", type=int, default=15432, help="PostgreSQL port on 127.0.0.1")
+    parser.add_argument(
+        "--remote",
+        metavar="NAME",
+        help=f"act on the testbed inside remote test host NAME (remote: default {DEFAULT_NAME})",
+    )
+    parser.add_argument(
+        "--ssh-port",
+        type=int,
+        default=DEFAULT_SSH_PORT,
+        help="the remote test host's SSH port on 127.0.0.1",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="build/reuse images, start, wait until healthy")
     commands.add_parser("down", help="remove the project's containers, network, volumes")
@@ -29,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("fault", metavar="FAULT", help=", ".join(FAULTS))
     stack_file = commands.add_parser("stack-file", help="write a stack file for the checks")
     stack_file.add_argument("path", metavar="PATH")
+    remote = commands.add_parser(
+        "remote",
+        help="a remote test host (Docker in Docker, reached by SSH) with the testbed inside",
+    )
+    remote.add_argument(
+        "action",
+        choices=("up", "down", "status"),
+        help="up: host + stack + stack file; down: remove both; status",
+    )
+    remote.add_argument("--volumes", action="store_true", help="down: also drop its images")
     for sub in commands.choices.values():
         sub.error = parser.error  # type: ignore[method-assign]
     return parser
@@ -38,8 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.monotonic()
     try:
-        bed = Testbed(project=args.project, backend_port=args.backend_port, db_port=args.db_port)
-        if args.command == "up":
+        ports = {"backend_port": args.backend_port, "db_port": args.db_port}
+        if args.command == "remote" or args.remote:
+            host = RemoteHost(args.remote or DEFAULT_NAME, args.ssh_port)
+            bed: Testbed = RemoteTestbed(host, project=args.project, **ports)
+        else:
+            bed = Testbed(project=args.project, **ports)
+        if args.command == "remote":
+            assert isinstance(bed, RemoteTestbed)
+            if args.action == "up":
+                print(remote_up(bed.host, bed))
+            elif args.action == "down":
+                remote_down(bed.host, bed, volumes=args.volumes)
+            else:
+                for key, value in bed.host.status().items():
+                    print(f"{key}: {value}")
+        elif args.command == "up":
             bed.up()
         elif args.command == "down":
             bed.down()
@@ -55,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 if service == "health":
                     print(f"GET {bed.health_url}: {info}")
                     continue
+                if service == "remote host":
+                    print(f"remote host: {', '.join(f'{k}: {v}' for k, v in info.items())}")
+                    continue
                 dirt = ", ".join(info.get("dirt") or []) or "clean"
                 print(
                     f"{service}: {info['status']} id={info.get('id', '-')}"
@@ -68,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print("testbed: interrupted", file=sys.stderr)
         return 130
     if args.command != "stack-file":
+        if args.command == "remote":
+            args.command = f"remote {args.action}"
         print(f"testbed: {args.command} done in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 

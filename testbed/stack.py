@@ -201,11 +201,43 @@ class Testbed:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=30)
+                self._client = self._connect()
                 self._client.ping()
             except docker.errors.DockerException as exc:
                 raise TestbedError(f"no Docker engine: {exc} (run testbed/engine.sh)") from None
         return self._client
+
+    # The engine's host. Overridden by testbed.remote.RemoteTestbed, whose engine
+    # runs in a container: there these go through `docker exec` into that host.
+
+    def _connect(self) -> docker.DockerClient:
+        return docker.from_env(timeout=30)
+
+    def _engine_env(self) -> dict[str, str]:
+        """Variables that point docker-compose at the engine (none: the default one)."""
+        return {}
+
+    def _host_has_pid(self, pid: int) -> bool:
+        return Path(f"/proc/{pid}").exists()
+
+    def _host_process_state(self, pid: int) -> str:
+        return _process_state(pid)
+
+    def _host_signal(self, pid: int, signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    def _nsenter_ip(self, pid: int, *args: str) -> str:
+        done = subprocess.run(
+            ["nsenter", "-t", str(pid), "-n", "ip", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise TestbedError(f"nsenter ip {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
 
     def images(self) -> dict[str, str]:
         """Build or reuse the images; compose's DB_IMAGE / BACKEND_IMAGE variables."""
@@ -221,6 +253,7 @@ class Testbed:
         base = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
         env = {
             **os.environ,
+            **self._engine_env(),
             **self.images(),
             "TESTBED_DB_PASSWORD": self.password,
             "TESTBED_DB_PORT": str(self.db_port),
@@ -417,7 +450,7 @@ class Testbed:
         except (TestbedError, docker.errors.APIError) as exc:  # e.g. it exited meanwhile
             reasons.append(f"cannot look inside: {exc}")
         if service == "db":
-            if _process_state(int(state["Pid"])) == "T":
+            if self._host_process_state(int(state["Pid"])) == "T":
                 reasons.append("frozen (SIGSTOP)")
             networks = found.attrs["NetworkSettings"]["Networks"]
             if not any("db" in (net.get("Aliases") or []) for net in networks.values()):
@@ -441,7 +474,7 @@ class Testbed:
             )
             if markers.strip():
                 reasons.append(f"fault files: {' '.join(markers.split())}")
-            local = Path(f"/proc/{pid}").exists()  # the engine runs on this host
+            local = self._host_has_pid(pid)  # the engine runs on the host we reach
             if local and self._nsenter_ip(pid, "route", "show", "type", "blackhole").strip():
                 reasons.append("blackhole route")
         if service == "db":
@@ -553,8 +586,8 @@ class Testbed:
     def _fault_db_hung(self) -> None:
         # From inside the container the kernel would ignore a signal to PID 1.
         pid = self._local_pid("db")
-        os.kill(pid, signal.SIGSTOP)
-        wait_for(lambda: _process_state(pid) == "T", 5, "the postmaster to stop")
+        self._host_signal(pid, signal.SIGSTOP)
+        wait_for(lambda: self._host_process_state(pid) == "T", 5, "the postmaster to stop")
 
     def _hold_connections(self, count: int) -> None:
         self.exec("db", ["python3", "-c", _CONNECTION_HOLDER, str(count), FAULT_MARK], detach=True)
@@ -621,29 +654,16 @@ class Testbed:
         pid = self.host_pid(service)
         if not pid:
             raise TestbedError(f"{service} is not running")
-        if not Path(f"/proc/{pid}").exists():
+        if not self._host_has_pid(pid):
             raise TestbedError(f"{service}'s PID {pid} is not on this host: the engine is remote")
         return pid
-
-    def _nsenter_ip(self, pid: int, *args: str) -> str:
-        done = subprocess.run(
-            ["nsenter", "-t", str(pid), "-n", "ip", *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise TestbedError(f"nsenter ip {' '.join(args)} failed: {done.stderr.strip()}")
-        return done.stdout
 
     def _thaw_db(self) -> None:
         """SIGCONT a frozen postmaster, so that it can be stopped quickly."""
         found = self._find("db")
         pid = int(found.attrs["State"]["Pid"]) if found else 0
-        if pid and _process_state(pid) == "T":
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        if pid and self._host_process_state(pid) == "T":
+            self._host_signal(pid, signal.SIGCONT)
 
     # ------------------------------------------------------------ stack file
 
