@@ -361,17 +361,16 @@ def _via_lines(kind: str) -> str:
     Through the engine needs the per-service ``health_via``/``postgres_via``
     keys; a checker without them would try the URL/DSN from this host, where
     127.0.0.1 is not the remote host's loopback (it may even be a local testbed),
-    so then the line is left out and those checks do not apply.
+    so then the lines are left out and those checks do not apply.
     """
     from stackcheck import config
 
     key = f"{kind}_via"
-    known = key in getattr(config, "SERVICE_KEYS", {}) or key in str(getattr(config, "SCHEMA", ""))
-    if not known:
+    if not any(key in section for section in getattr(config, "SCHEMA", {}).values()):
         return ""
     if kind == "health":
         return f'health_url = "http://localhost:8000/health"\n{key} = "exec"\n'
-    return f'postgres_dsn = "postgresql://scheduler@localhost:5432/scheduler"\n{key} = "exec"\n'
+    return f'{key} = "exec"\npostgres_user = "scheduler"\npostgres_db = "scheduler"\n'
 
 
 class RemoteTestbed(Testbed):
