@@ -65,8 +65,10 @@ def _run(
     except OSError as exc:
         raise TestbedError(f"{what or argv[0]}: {exc}") from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit {done.returncode}"
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        # docker's own last line is often "Run 'docker run --help'": the error is before.
+        errors = [line for line in lines if "error" in line.lower()] or lines
+        reason = errors[-1][:400] if errors else f"exit {done.returncode}"
         raise TestbedError(f"{what or ' '.join(argv[:3])} failed: {reason}")
     return done
 
@@ -161,6 +163,15 @@ class RemoteHost:
                 return
             _run(["docker", "rm", "-f", self.name], what=f"removing the old {self.name}")
         self.engine_dir.mkdir(mode=0o700, exist_ok=True)
+        try:
+            self._start(image)
+        except TestbedError:
+            # A failed `docker run` (port taken, say) leaves a created container.
+            subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, check=False)
+            raise
+        self._wait_ready()
+
+    def _start(self, image: str) -> None:
         _run(
             [
                 "docker",
@@ -194,7 +205,6 @@ class RemoteHost:
             ],
             what=f"starting {self.name}",
         )
-        self._wait_ready()
 
     def down(self, volumes: bool = False) -> None:
         """Remove the host (and with volumes=True its engine's images); keep the keys."""
