@@ -11,17 +11,21 @@ import os
 import shlex
 import time
 from collections.abc import Iterator
-from typing import Any
-
-import docker
-import docker.errors
-from docker.models.containers import Container
+from typing import TYPE_CHECKING, Any
 
 from stackcheck.config import LogRules, Stack
-from stackcheck.probes import logmatch
+from stackcheck.probes import cgroup, logmatch
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
 from stackcheck.probes.network import file_refusal
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+# The docker SDK (docker, requests, urllib3: about 80 ms of start-up) is
+# imported by the functions that talk to the engine, so a run that has not
+# reached the engine yet (start-up, collection, --collect-only) does not pay it.
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -49,6 +53,8 @@ def engine_address(stack: Stack) -> str:
 
 def describe_engine_error(stack: Stack, exc: BaseException) -> str:
     """One line an on-call engineer can act on, whatever docker-py raised."""
+    import docker.errors
+
     text = str(exc)
     where = engine_address(stack)
     if "Permission denied" in text or isinstance(exc, PermissionError):
@@ -67,6 +73,8 @@ def describe_engine_error(stack: Stack, exc: BaseException) -> str:
 
 
 def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
+    import docker
+
     timeout = max(1, int(deadline.left()))
     if stack.docker_host:
         return docker.DockerClient(base_url=stack.docker_host, timeout=timeout)
@@ -211,7 +219,70 @@ def container_facts(
 
 
 def stats_facts(client: docker.DockerClient, service: str, container: Container) -> StatsFacts:
+    """Memory and CPU as `docker stats` counts them, from the container's cgroup (one exec).
+
+    Falls back to the engine's own stats (``engine_stats_facts``, 1-2 s) when
+    the container cannot run the reading: no ``sh`` in the image, the exec
+    refused, or no cgroup counters of its own at /sys/fs/cgroup.
+    """
+    import docker.errors
+
     facts = StatsFacts(service=service)
+    facts.mem_limited = bool(container.attrs.get("HostConfig", {}).get("Memory"))
+    try:
+        output, code = _exec_bounded(client, container, cgroup.argv(), cgroup.OUTPUT_CAP)
+    except docker.errors.APIError as exc:
+        text = str(exc.explanation or exc).lower()
+        if any(word in text for word in ("is paused", "is not running", "is restarting")):
+            file_refusal(facts, exc, f"the cgroup reading in {container.name}")
+            return facts
+        return engine_stats_facts(client, service, container, why=f"exec refused: {exc}")
+    try:
+        reading = cgroup.parse(output)
+    except cgroup.CannotRead as exc:
+        return engine_stats_facts(client, service, container, why=str(exc))
+    except cgroup.OutputError as exc:
+        if code in (126, 127) or b"executable file not found" in output[:1024]:
+            return engine_stats_facts(client, service, container, why="no sh in the image")
+        facts.blind = (
+            f"cannot read {container.name}'s memory and CPU from its cgroup (exit {code}): {exc}"
+        )
+        return facts
+    facts.mem_usage = reading.mem_usage
+    facts.mem_limit = reading.mem_limit
+    facts.cpu_percent = reading.cpu_percent
+    facts.online_cpus = reading.online_cpus
+    facts.cpu_limit = reading.cpu_limit
+    facts.source = f"cgroup {reading.version}"
+    return facts
+
+
+def _exec_bounded(
+    client: docker.DockerClient, container: Container, argv: list[str], cap: int
+) -> tuple[bytes, int | None]:
+    """Standard output of ``argv`` run in the container, read up to just over ``cap`` bytes,
+    and its exit code (None if cut short). Standard error is read and left out."""
+    api = client.api
+    exec_id = api.exec_create(container.id, argv, stdout=True, stderr=True)["Id"]
+    out = bytearray()
+    err = 0
+    stream = api.exec_start(exec_id, stream=True, demux=True)
+    try:
+        for chunk, errors in stream:
+            out += chunk or b""
+            err += len(errors or b"")
+            if len(out) > cap or err > cap:
+                return bytes(out), None
+    finally:
+        _close(stream)
+    return bytes(out), api.exec_inspect(exec_id).get("ExitCode")
+
+
+def engine_stats_facts(
+    client: docker.DockerClient, service: str, container: Container, why: str = ""
+) -> StatsFacts:
+    """One ``docker stats`` sample from the engine: waits for its next tick (1-2 s)."""
+    facts = StatsFacts(service=service, source="docker stats" + (f" ({why})" if why else ""))
     raw: dict[str, Any] = client.api.stats(container.id, stream=False)
     memory = raw.get("memory_stats") or {}
     if "usage" not in memory:
@@ -417,6 +488,8 @@ def _holder(path: str, facts: ContainerFacts) -> str:
 
 def datafs_facts(container: Container, service: str, facts: ContainerFacts) -> DataFsFacts:
     """``df`` of the data directory, run inside the container: any engine, local or remote."""
+    import docker.errors
+
     path = facts.pgdata or DEFAULT_PGDATA
     found = DataFsFacts(service=service, path=path, mount=_holder(path, facts))
     try:

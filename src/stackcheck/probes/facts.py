@@ -51,6 +51,8 @@ class StatsFacts:
     mem_limited: bool = False
     cpu_percent: float = 0.0  # of one core, as `docker stats` shows it
     online_cpus: int = 1
+    cpu_limit: float | None = None  # cores, from the cgroup's quota; None when none or unread
+    source: str = ""  # how it was read: "cgroup v1", "cgroup v2", "docker stats (why)"
 
 
 @dataclass

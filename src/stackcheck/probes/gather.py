@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from stackcheck.config import Stack
-from stackcheck.probes import docker_probe, http, network, postgres
+from stackcheck.probes import docker_probe, network
 from stackcheck.probes.deadline import Batch, Deadline, TimedOut
 from stackcheck.probes.facts import (
     CommandFacts,
@@ -28,6 +28,7 @@ from stackcheck.probes.facts import (
     HttpFacts,
     LogFacts,
     NetFacts,
+    PgFacts,
     StackFacts,
     StatsFacts,
 )
@@ -79,10 +80,10 @@ def gather(stack: Stack, needs: Collection[Need]) -> StackFacts:
         service = stack.services[need.service]
         if need.kind == "pg" and service.postgres_dsn:
             dsn = service.postgres_dsn
-            early.start(need.key, partial(postgres.probe, service.name, dsn, connect_s))
+            early.start(need.key, partial(_pg_probe, service.name, dsn, connect_s))
         elif need.kind == "http" and service.health_url:
             url = service.health_url
-            early.start(need.key, partial(http.http_facts, service.name, url, deadline, connect_s))
+            early.start(need.key, partial(_http_probe, service.name, url, deadline, connect_s))
 
     docker_needs = [n for n in needs if n.kind in DOCKER_KINDS]
     if docker_needs:
@@ -101,6 +102,8 @@ def gather(stack: Stack, needs: Collection[Need]) -> StackFacts:
         reason = _probe_error(result)
         if need.kind == "pg":
             if reason:
+                from stackcheck.probes import postgres
+
                 result = postgres.describe(service.name, service.postgres_dsn or "")
                 if isinstance(results[need.key], TimedOut):
                     # A server that never answers is the stack's fault (db frozen).
@@ -118,6 +121,21 @@ def gather(stack: Stack, needs: Collection[Need]) -> StackFacts:
                     result.blind = f"GET {url}: {reason}"
             facts.http[need.service] = result
     return facts
+
+
+# psycopg (about 130 ms to import) and requests are imported by the probes that
+# use them, in their own threads: start-up does not wait for them, and they
+# load while the engine is being asked.
+def _pg_probe(service: str, dsn: str, connect_s: float) -> PgFacts:
+    from stackcheck.probes import postgres
+
+    return postgres.probe(service, dsn, connect_s)
+
+
+def _http_probe(service: str, url: str, deadline: Deadline, connect_s: float) -> HttpFacts:
+    from stackcheck.probes import http
+
+    return http.http_facts(service, url, deadline, connect_s)
 
 
 def _gather_docker(stack: Stack, needs: set[Need], deadline: Deadline, facts: StackFacts) -> None:

@@ -9,12 +9,13 @@ Names reach the script only as positional arguments, never as script text.
 
 from __future__ import annotations
 
-from typing import Any
-
-import docker.errors
-from docker.models.containers import Container
+from typing import TYPE_CHECKING, Any
 
 from stackcheck.probes.facts import NetFacts
+
+if TYPE_CHECKING:
+    import docker.errors
+    from docker.models.containers import Container
 
 # $1 = target name, $2 = port (may be empty), $3 = per-step timeout in seconds.
 SCRIPT = r"""
@@ -68,6 +69,8 @@ CHECK_OF_STEP = {"resolve": "net_resolve", "ping": "net_ping", "port": "net_port
 def net_facts(
     container: Container, source: str, target: str, port: int | None, step_timeout: int
 ) -> NetFacts:
+    import docker.errors  # imported once the engine answered, not at start-up
+
     facts = NetFacts(source=source, target=target, port=port)
     try:
         result = container.exec_run(

@@ -1,0 +1,233 @@
+"""Memory and CPU of a container from its own cgroup counters, read in one exec.
+
+``docker stats`` waits for the engine's next sampling tick and needs two of
+them for a CPU figure: 1-2 s a call. The same counters are files in the
+container's cgroup, which the container itself can read (its /sys/fs/cgroup
+is its own cgroup: docker mounts it so on cgroup v1, and a private cgroup
+namespace does on v2). One ``exec`` of ``SCRIPT`` reads them, waits
+``INTERVAL_S`` and reads the CPU counters again: about 0.25 s, through the
+engine, so it works for a local and a remote engine alike.
+
+The numbers keep ``docker stats``' semantics (docker's CLI, ``calculateMem
+UsageUnixNoCache`` and ``calculateCPUPercentUnix``):
+
+- memory in use = usage less the inactive page cache (reclaimable, not
+  pressure): v1 ``memory.usage_in_bytes`` - ``total_inactive_file`` of
+  ``memory.stat``; v2 ``memory.current`` - ``inactive_file``; subtracted only
+  when smaller than the usage, as docker does.
+- the limit: v1 ``memory.limit_in_bytes``, v2 ``memory.max`` (``max``: none),
+  at most the host's memory (``MemTotal`` of /proc/meminfo), as the daemon caps it.
+- CPU = the container's CPU time over the host's CPU time between the two
+  samples, times the host's online CPUs, x 100: a share of one core. The host's
+  time is the first seven fields of /proc/stat's ``cpu`` line (USER_HZ ticks),
+  the online CPUs its ``cpuN`` lines, as the daemon reads them. The container's
+  time: v1 ``cpuacct.usage`` (ns), v2 ``usage_usec`` of ``cpu.stat`` (µs).
+- the CPU limit (kept beside, in cores): v1 ``cpu.cfs_quota_us`` /
+  ``cpu.cfs_period_us`` (-1: none), v2 ``cpu.max`` (``max PERIOD``: none).
+
+The script uses only the shell's builtins and ``sleep``: no cat, no grep. Its
+output is parsed strictly (``parse``): known keys, digits only, a size cap. A
+line that does not fit means the reading cannot be trusted: ``OutputError``,
+and the stats check could not check. The container's /proc is assumed to be
+the host's (no lxcfs), as it is for docker's own containers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from stackcheck.redact import strip_controls
+
+# Seconds between the two CPU samples: 40 ticks of /proc/stat on 2 CPUs, so
+# the CPU figure is within ±5 % of itself; docker stats' window is 1 s.
+INTERVAL_S = 0.2
+# The script's whole output is a few hundred bytes; more is not ours.
+OUTPUT_CAP = 4096
+USER_HZ = 100  # /proc/stat's unit, fixed for userspace on Linux
+
+# $1 = seconds between the two CPU samples, $2 = the cgroup root, $3 = /proc
+# (the roots are arguments so that unit tests can run the script on a tree of
+# their own). Lines: "key value".
+SCRIPT = r"""
+i="$1"; c="$2"; p="$3"
+say() { echo "$1 $2"; }
+get() { v=; if [ -r "$2" ]; then read -r v < "$2"; fi; say "$1" "${v:-?}"; }
+field() {
+  v=; if [ -r "$2" ]; then while read -r k x; do [ "$k" = "$3" ] && v="$x"; done < "$2"; fi
+  say "$1" "${v:-?}"
+}
+ticks() { read -r k a b d e f g h x < "$p/stat"; say "system$1" "$a $b $d $e $f $g $h"; }
+if [ -r "$c/memory/memory.usage_in_bytes" ]; then
+  say cgroup v1
+  get mem_usage "$c/memory/memory.usage_in_bytes"
+  get mem_limit "$c/memory/memory.limit_in_bytes"
+  field inactive_file "$c/memory/memory.stat" total_inactive_file
+  u=; q=
+  for d in "$c/cpuacct" "$c/cpu,cpuacct" "$c/cpuacct,cpu" "$c/cpu"; do
+    if [ -z "$u" ] && [ -r "$d/cpuacct.usage" ]; then u="$d/cpuacct.usage"; fi
+  done
+  for d in "$c/cpu" "$c/cpu,cpuacct" "$c/cpuacct,cpu"; do
+    if [ -z "$q" ] && [ -r "$d/cpu.cfs_quota_us" ]; then q="$d"; fi
+  done
+  get cpu_quota "$q/cpu.cfs_quota_us"
+  get cpu_period "$q/cpu.cfs_period_us"
+  usage() { get "cpu_usage$1" "$u"; }
+elif [ -r "$c/memory.current" ]; then
+  say cgroup v2
+  get mem_usage "$c/memory.current"
+  get mem_limit "$c/memory.max"
+  field inactive_file "$c/memory.stat" inactive_file
+  get cpu_max "$c/cpu.max"
+  usage() { field "cpu_usage$1" "$c/cpu.stat" usage_usec; }
+else
+  say cgroup none
+  exit 0
+fi
+field host_memory "$p/meminfo" MemTotal:
+n=0
+while read -r k x; do case "$k" in cpu[0-9]*) n=$((n+1));; esac; done < "$p/stat"
+say online_cpus "$n"
+usage 1; ticks 1
+if ! { sleep "$i" || sleep 1; } 2>/dev/null; then say end no-sleep; exit 0; fi
+usage 2; ticks 2
+say end ok
+"""
+
+_NUMBER = r"[0-9]{1,20}"
+_UNREADABLE = "?"
+# Each key's value: the pattern it must match whole.
+_COMMON = {
+    "cgroup": r"v1|v2",
+    "mem_usage": _NUMBER,
+    "mem_limit": _NUMBER,
+    "inactive_file": _NUMBER + r"|\?",
+    "host_memory": _NUMBER + r" kB|\?",
+    "online_cpus": _NUMBER,
+    "cpu_usage1": _NUMBER,
+    "cpu_usage2": _NUMBER,
+    "system1": rf"{_NUMBER}(?: {_NUMBER}){{6}}",
+    "system2": rf"{_NUMBER}(?: {_NUMBER}){{6}}",
+    "end": r"ok|no-sleep",
+}
+KEYS = {
+    "v1": {**_COMMON, "cpu_quota": r"-?[0-9]{1,20}|\?", "cpu_period": _NUMBER + r"|\?"},
+    "v2": {
+        **_COMMON,
+        "mem_limit": _NUMBER + r"|max",
+        "cpu_max": rf"(?:{_NUMBER}|max) {_NUMBER}|\?",
+    },
+}
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_ROOT = "/proc"
+
+
+def argv(interval_s: float = INTERVAL_S) -> list[str]:
+    """The exec's argv: the script and its arguments, never a command line."""
+    return ["sh", "-c", SCRIPT, "stackcheck", f"{interval_s:g}", CGROUP_ROOT, PROC_ROOT]
+
+
+class OutputError(ValueError):
+    """The script's output is not what it prints: the reading is not to be trusted."""
+
+
+class CannotRead(Exception):
+    """The container cannot give the reading (no cgroup counters of its own at
+    /sys/fs/cgroup, as with a host cgroup namespace on cgroup v2; no ``sleep``):
+    ask the engine instead. The message says why."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One run of ``SCRIPT``, in docker stats' terms."""
+
+    version: str  # "v1" or "v2"
+    mem_usage: int  # bytes, less the inactive page cache
+    mem_limit: int  # bytes, at most the host's memory
+    cpu_percent: float  # of one core
+    online_cpus: int
+    cpu_limit: float | None  # cores; None: no quota
+
+
+def _shown(line: str) -> str:
+    text = strip_controls(line).strip()
+    return repr(text[:80] + ("…" if len(text) > 80 else ""))
+
+
+def parse(output: bytes) -> Reading:
+    """The reading in ``output``; ``NoCgroup`` or ``OutputError`` (with the reason) if none."""
+    if len(output) > OUTPUT_CAP:
+        raise OutputError(f"{len(output)} bytes of output, more than the {OUTPUT_CAP} expected")
+    text = output.decode("ascii", errors="replace")
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" ")
+        if not sep:
+            raise OutputError(f"unexpected line {_shown(line)}")
+        if key in values:
+            raise OutputError(f"{key} given twice")
+        if key == "cgroup" and value == "none" and not values:
+            raise CannotRead("no cgroup counters of its own at /sys/fs/cgroup")
+        if key == "end" and value == "no-sleep":
+            raise CannotRead("no sleep in the image for the second CPU sample")
+        allowed = KEYS.get(values.get("cgroup", ""), _COMMON)
+        pattern = allowed.get(key)
+        if pattern is None or not re.fullmatch(pattern, value):
+            raise OutputError(f"unexpected line {_shown(line)}")
+        values[key] = value
+    version = values.get("cgroup")
+    if version not in KEYS:
+        raise OutputError("no cgroup version in the output")
+    missing = [key for key in KEYS[version] if key not in values]
+    if missing:
+        raise OutputError(f"incomplete output (no {', '.join(missing)})")
+    return _reading(version, values)
+
+
+def _reading(version: str, values: dict[str, str]) -> Reading:
+    usage = int(values["mem_usage"])
+    inactive = 0 if values["inactive_file"] == _UNREADABLE else int(values["inactive_file"])
+    if inactive < usage:
+        usage -= inactive
+    host = values["host_memory"]
+    host_bytes = None if host == _UNREADABLE else int(host.split()[0]) * 1024
+    raw_limit = values["mem_limit"]
+    limit = None if raw_limit == "max" else int(raw_limit)
+    if host_bytes is not None:
+        limit = host_bytes if limit is None else min(limit, host_bytes)
+    if not limit:
+        raise OutputError("no memory limit and the host's memory unreadable")
+
+    online = int(values["online_cpus"])
+    if online < 1:
+        raise OutputError("no online CPU in /proc/stat")
+    scale = 1 if version == "v1" else 1000  # v2 counts µs
+    cpu_delta = (int(values["cpu_usage2"]) - int(values["cpu_usage1"])) * scale
+    ticks = [sum(int(n) for n in values[f"system{i}"].split()) for i in (1, 2)]
+    system_delta = (ticks[1] - ticks[0]) * 10**9 // USER_HZ
+    if cpu_delta < 0 or system_delta <= 0:
+        raise OutputError(
+            f"the CPU counters did not advance (container {cpu_delta} ns, host {system_delta} ns)"
+        )
+    return Reading(
+        version=version,
+        mem_usage=usage,
+        mem_limit=limit,
+        cpu_percent=cpu_delta / system_delta * online * 100.0,
+        online_cpus=online,
+        cpu_limit=_cpu_limit(version, values),
+    )
+
+
+def _cpu_limit(version: str, values: dict[str, str]) -> float | None:
+    if version == "v1":
+        quota, period = values["cpu_quota"], values["cpu_period"]
+        if _UNREADABLE in (quota, period) or int(quota) <= 0 or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
+    quota, _, period = values["cpu_max"].partition(" ")
+    if quota in ("max", _UNREADABLE) or int(period) <= 0:
+        return None
+    return int(quota) / int(period)
