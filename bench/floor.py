@@ -1,10 +1,24 @@
-"""The floor: only the probes the checks need, all at once, with the suite's client libraries.
+"""The floor: the facts the suite gathers, by the fastest honest means, all at once.
 
-One container inspect per service, one stats sample per running container, one
-HTTP GET, one PostgreSQL connect + query, one exec per network edge. It imports
-pytest too, so its wall time is the cheapest a pytest-based check could be:
+The same facts as one healthy run of ``pytest checks/`` on a stack with a
+backend (health URL, depends on db) and a db (DSN, data directory): the
+containers of the compose project (one list), per container one inspect and
+its die/oom events in the stable window, its newest log lines matched against
+the default patterns, memory and CPU (the suite's cgroup script in one exec:
+two CPU samples 0.2 s apart), one exec per network edge (the suite's
+resolve/ping/port script), ``df`` of db's data directory in db, one
+PostgreSQL connect + the headroom query, one HTTP GET of the health URL.
+
+Fastest honest means: a bare interpreter (no pytest, no plugins, no reports,
+no verdicts), the Docker API spoken directly over the engine's unix socket with
+``http.client`` (no docker SDK: a local engine only), the health URL with
+``http.client``, PostgreSQL with psycopg (libpq: the one library kept, imported
+in its own thread while the engine is asked), every probe in its own thread.
+The scripts run in the containers are the suite's own (read from its
+sources as text, not imported), so the work done inside is the same.
 
     python bench/floor.py --project P --health-url URL --dsn DSN [--edge backend:db:5432]
+                          [--datafs db:/var/lib/postgresql/data]
 
 Prints one JSON line (per-probe seconds); exit 0 when every probe answered.
 """
@@ -12,89 +26,235 @@ Prints one JSON line (per-probe seconds); exit 0 when every probe answered.
 from __future__ import annotations
 
 import argparse
+import ast
+import http.client
 import json
+import re
+import socket
+import struct
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
-import docker
-import psycopg
-import pytest  # noqa: F401  -- the floor carries pytest's import like any pytest run
-import requests
+ROOT = Path(__file__).resolve().parent.parent
+SOCKET = "/var/run/docker.sock"
+LABEL = "com.docker.compose.project"
+# The suite's defaults (src/stackcheck/config.py): [logs] and [thresholds].
+TAIL, SINCE_S, STABLE_WINDOW_S = 200, 600, 300
+PATTERNS = re.compile(r"error|exception|fatal|traceback|panic", re.IGNORECASE)
+HEADROOM_SQL = (
+    "SELECT current_setting('max_connections')::int, "
+    "current_setting('superuser_reserved_connections')::int "
+    "+ coalesce(current_setting('reserved_connections', true)::int, 0), "
+    "(SELECT count(*) FROM pg_stat_activity "
+    "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int"
+)
 
-NET = "getent hosts {t} && ping -c 1 -W 1 {t} && nc -z -w 1 {t} {p}"
+
+def suite_constant(module: str, name: str) -> Any:
+    """A string constant of the suite's source (its scripts), read without importing it."""
+    tree = ast.parse((ROOT / "src" / "stackcheck" / "probes" / module).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{name} not in {module}")
 
 
-def timed(name: str, task: Any, *args: Any) -> tuple[str, float, bool]:
-    started = time.monotonic()
+CGROUP_SCRIPT = suite_constant("cgroup.py", "SCRIPT")
+NET_SCRIPT = suite_constant("network.py", "SCRIPT")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def engine(method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    """One Docker API call on a connection of its own (threads never share one)."""
+    conn = UnixHTTPConnection(SOCKET)
     try:
-        task(*args)
-        ok = True
-    except Exception as exc:
-        print(f"floor: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        ok = False
-    return name, time.monotonic() - started, ok
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
-def http_get(url: str) -> None:
-    with requests.get(url, timeout=5, stream=True) as response:
-        response.raise_for_status()
-        next(response.iter_content(4096), b"")
+def frames(raw: bytes) -> tuple[bytes, bytes]:
+    """stdout and stderr of a multiplexed (non-tty) stream."""
+    out, err, at = bytearray(), bytearray(), 0
+    while at + 8 <= len(raw):
+        kind, size = raw[at], struct.unpack(">I", raw[at + 4 : at + 8])[0]
+        (err if kind == 2 else out).extend(raw[at + 8 : at + 8 + size])
+        at += 8 + size
+    return bytes(out), bytes(err)
 
 
-def pg_query(dsn: str) -> None:
-    with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
-        conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()
+def exec_in(container: str, argv: list[str]) -> tuple[bytes, int]:
+    status, created = engine(
+        "POST",
+        f"/containers/{container}/exec",
+        {"AttachStdout": True, "AttachStderr": True, "Cmd": argv},
+    )
+    if status != 201:
+        raise RuntimeError(f"exec create: {status} {created[:200]!r}")
+    exec_id = json.loads(created)["Id"]
+    status, raw = engine("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": False})
+    if status != 200:
+        raise RuntimeError(f"exec start: {status}")
+    code = json.loads(engine("GET", f"/exec/{exec_id}/json")[1])["ExitCode"]
+    return frames(raw)[0], code
 
 
-def stats_once(api: Any, container_id: str) -> None:
-    api.stats(container_id, stream=False)
+def container_facts(cid: str) -> dict[str, Any]:
+    status, body = engine("GET", f"/containers/{cid}/json")
+    if status != 200:
+        raise RuntimeError(f"inspect: {status}")
+    now = int(time.time())
+    filters = json.dumps({"type": ["container"], "container": [cid], "event": ["die", "oom"]})
+    query = urllib.parse.urlencode(
+        {"since": now - STABLE_WINDOW_S, "until": now, "filters": filters}
+    )
+    status, events = engine("GET", f"/events?{query}")
+    if status != 200:
+        raise RuntimeError(f"events: {status}")
+    state = json.loads(body)["State"]
+    return {"state": state["Status"], "events": events.count(b"\n")}
 
 
-def exec_edge(api: Any, container_id: str, target: str, port: str) -> None:
-    exec_id = api.exec_create(container_id, ["sh", "-c", NET.format(t=target, p=port)])
-    api.exec_start(exec_id)
-    if api.exec_inspect(exec_id)["ExitCode"] != 0:
-        raise RuntimeError(f"{target}:{port} not reachable")
+def log_facts(cid: str) -> int:
+    query = urllib.parse.urlencode(
+        {"stdout": 1, "stderr": 1, "tail": TAIL, "since": int(time.time()) - SINCE_S}
+    )
+    status, raw = engine("GET", f"/containers/{cid}/logs?{query}")
+    if status != 200:
+        raise RuntimeError(f"logs: {status}")
+    out, err = frames(raw)
+    lines = (out + err).decode("utf-8", errors="replace").splitlines()
+    return sum(1 for line in lines if PATTERNS.search(line))
+
+
+def stats_facts(cid: str) -> str:
+    argv = ["sh", "-c", CGROUP_SCRIPT, "stackcheck", "0.2", "/sys/fs/cgroup", "/proc"]
+    out, code = exec_in(cid, argv)
+    if code != 0 or not out.endswith(b"end ok\n"):
+        raise RuntimeError(f"cgroup reading: exit {code}: {out[-200:]!r}")
+    return out.decode().split("\n", 1)[0]
+
+
+def net_facts(cid: str, target: str, port: str) -> None:
+    out, code = exec_in(cid, ["sh", "-c", NET_SCRIPT, "stackcheck", target, port, "3"])
+    verdicts = {line.split(" ")[0]: line.split(" ")[1] for line in out.decode().splitlines()}
+    if code != 0 or set(verdicts.values()) != {"ok"}:
+        raise RuntimeError(f"{target}:{port}: {out.decode(errors='replace')}")
+
+
+def datafs_facts(cid: str, path: str) -> None:
+    out, code = exec_in(cid, ["df", "-Pk", "--", path])
+    fields = out.decode(errors="replace").strip().splitlines()[-1].split()
+    if code != 0 or not all(f.isdigit() for f in fields[1:4]):
+        raise RuntimeError(f"df: exit {code}: {out[:200]!r}")
+
+
+def pg_facts(dsn: str) -> None:
+    import psycopg  # in this thread: loads while the engine is asked
+
+    options = "-c default_transaction_read_only=on -c statement_timeout=2000"
+    with psycopg.connect(
+        dsn, connect_timeout=3, autocommit=True, application_name="floor", options=options
+    ) as conn:
+        conn.execute(HEADROOM_SQL).fetchone()
+
+
+def http_facts(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=5)
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        body = response.read(4096)
+        if response.status != 200:
+            raise RuntimeError(f"GET {url}: {response.status}")
+        json.loads(body)
+    finally:
+        conn.close()
+
+
+class Probes:
+    """Each probe on a thread of its own; results by name."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.results: dict[str, tuple[float, bool]] = {}
+
+    def start(self, name: str, task: Any, *args: Any) -> None:
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                task(*args)
+                ok = True
+            except Exception as exc:
+                print(f"floor: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                ok = False
+            self.results[name] = (time.monotonic() - started, ok)
+
+        thread = threading.Thread(target=run, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=10)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--project", required=True)
     parser.add_argument("--health-url", required=True)
     parser.add_argument("--dsn", required=True, help="libpq DSN; password from PGPASSWORD")
     parser.add_argument("--edge", action="append", default=[], metavar="FROM:TO:PORT")
+    parser.add_argument("--datafs", action="append", default=[], metavar="SERVICE:PATH")
     args = parser.parse_args()
 
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        futures = [
-            pool.submit(timed, "http", http_get, args.health_url),
-            pool.submit(timed, "pg", pg_query, args.dsn),
-        ]
-        api = docker.from_env(timeout=10).api
-        listed = api.containers(
-            all=True, filters={"label": f"com.docker.compose.project={args.project}"}
-        )
-        by_service = {c["Labels"]["com.docker.compose.service"]: c for c in listed}
-        for service, found in by_service.items():
-            futures.append(
-                pool.submit(timed, f"inspect:{service}", api.inspect_container, found["Id"])
-            )
-            if found["State"] == "running":
-                futures.append(pool.submit(timed, f"stats:{service}", stats_once, api, found["Id"]))
-        for edge in args.edge:
-            source, target, port = edge.split(":")
-            futures.append(
-                pool.submit(
-                    timed, f"exec:{edge}", exec_edge, api, by_service[source]["Id"], target, port
-                )
-            )
-        results = [f.result() for f in futures]
-    probes = {name: round(seconds, 3) for name, seconds, _ in results}
-    print(json.dumps({"probes_s": round(time.monotonic() - started, 3), "each": probes}))
-    return 0 if all(ok for _, _, ok in results) and len(by_service) > 0 else 1
+    probes = Probes()
+    probes.start("pg", pg_facts, args.dsn)
+    probes.start("http", http_facts, args.health_url)
+    filters = urllib.parse.quote(json.dumps({"label": [f"{LABEL}={args.project}"]}))
+    status, body = engine("GET", f"/containers/json?all=1&filters={filters}")
+    listed = json.loads(body) if status == 200 else []
+    by_service = {c["Labels"]["com.docker.compose.service"]: c for c in listed}
+    for service, found in by_service.items():
+        cid = found["Id"]
+        running = found["State"] == "running"
+        if running:
+            probes.start(f"stats:{service}", stats_facts, cid)
+        probes.start(f"container:{service}", container_facts, cid)
+        probes.start(f"logs:{service}", log_facts, cid)
+    for edge in args.edge:
+        source, target, port = edge.split(":")
+        probes.start(f"net:{source}->{target}", net_facts, by_service[source]["Id"], target, port)
+    for spec in args.datafs:
+        service, path = spec.split(":", 1)
+        probes.start(f"datafs:{service}", datafs_facts, by_service[service]["Id"], path)
+    probes.join()
+    each = {name: round(seconds, 3) for name, (seconds, _) in sorted(probes.results.items())}
+    print(json.dumps({"probes_s": round(time.monotonic() - started, 3), "each": each}))
+    answered = len(probes.results) == len(probes.threads)
+    return 0 if by_service and answered and all(ok for _, ok in probes.results.values()) else 1
 
 
 if __name__ == "__main__":
