@@ -71,6 +71,9 @@ class Bench:
         ]
         self.env = {**os.environ, "PGPASSWORD": CANARY_PASSWORD}
         self.env.pop("PYTEST_ADDOPTS", None)
+        # A user's interpreter keeps compiled bytecode; a sandbox that sets this
+        # makes every run compile the suite (and pytest rewrite the checks) anew.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.rows: dict[str, list[Sample]] = {}
         self.notes: dict[str, Any] = {}
         self.runs = 0
