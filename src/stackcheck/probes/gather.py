@@ -123,9 +123,10 @@ def gather(stack: Stack, needs: Collection[Need]) -> StackFacts:
     return facts
 
 
-# psycopg (about 130 ms to import) and requests are imported by the probes that
-# use them, in their own threads: start-up does not wait for them, and they
-# load while the engine is being asked.
+# The client libraries are imported by the probes that use them, in their own
+# threads, so a run that needs none of them (--collect-only, a stack without
+# PostgreSQL or health URL) does not load them. psycopg is loaded at start-up
+# anyway when the stack file has a DSN (the loader validates it with libpq).
 def _pg_probe(service: str, dsn: str, connect_s: float) -> PgFacts:
     from stackcheck.probes import postgres
 
