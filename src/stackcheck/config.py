@@ -20,7 +20,9 @@ limit below is named in the one-line error that enforces it:
 - ``logs.patterns``: 1 to 100 non-empty regexes of at most 500 characters,
   none matching the empty string; ``logs.ignore``: at most 100 such regexes;
   all compiled here exactly as the log probe compiles them;
-- ``gaps``: check names (``^[a-z][a-z0-9_]*$``, at most 64 characters).
+- ``gaps``: check names (``^[a-z][a-z0-9_]*$``, at most 64 characters);
+- ``notify.urls``: at most 10 distinct http(s) URLs of at most 2048 characters
+  (secrets: no error quotes them); ``notify.escalate_after_min`` at most a day.
 """
 
 from __future__ import annotations
@@ -89,6 +91,16 @@ class LogRules:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """Who is paged, and when the runbook escalates (``[notify]``)."""
+
+    # Incoming-webhook URLs. Secrets: never printed, never written to a report.
+    urls: tuple[str, ...] = ()
+    # The runbook: "If not resolved within 15 minutes: page team lead".
+    escalate_after_min: float = 15.0
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     depends_on: tuple[str, ...] = ()
@@ -110,6 +122,7 @@ class Stack:
     thresholds: Thresholds = field(default_factory=Thresholds)
     timeouts: Timeouts = field(default_factory=Timeouts)
     logs: LogRules = field(default_factory=LogRules)
+    notify: Notify = field(default_factory=Notify)
 
     def edges(self) -> list[tuple[str, str]]:
         """Every (from, to) dependency, in file order."""
@@ -144,6 +157,7 @@ MAX_GAPS = 64
 MAX_GAP_CHARS = 64
 MAX_PROBE_S = 300.0
 DAY_S = 86400.0
+MAX_NOTIFY_URLS = 10
 
 # Inclusive maxima of the numbers, by "table.key" ("services.*.key" for services).
 # Every number must also be finite and greater than 0.
@@ -157,6 +171,7 @@ MAXIMA: dict[str, float] = {
     "timeouts.connect_s": MAX_PROBE_S,  # and, when given, at most probe_s
     "logs.tail": 10_000,
     "logs.since_s": 7 * DAY_S,
+    "notify.escalate_after_min": DAY_S / 60,
 }
 
 # key -> (type, description) for each table; "services.*" applies to every service.
@@ -200,6 +215,18 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
             list,
             f"regexes of known-harmless lines (at most {MAX_PATTERNS}, "
             f"each at most {MAX_PATTERN_CHARS} characters)",
+        ),
+    },
+    "notify": {
+        "urls": (
+            list,
+            "incoming-webhook URLs (Slack-compatible) paged when an incident opens, "
+            f"escalates and resolves (at most {MAX_NOTIFY_URLS}); secrets, never printed",
+        ),
+        "escalate_after_min": (
+            (int, float),
+            "minutes an incident may stay open before it escalates (default 15, the "
+            "runbook's; at most a day, 1440)",
         ),
     },
     "services.*": {
@@ -310,6 +337,43 @@ def _health_url(path: Path, where: str, url: str) -> str:
     if port == 0:
         raise StackFileError(f"{path}: '{name}' has port 0; a port is 1 to 65535: {shown}")
     return url
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook, in words that never quote it (it is a secret)."""
+    if not url:
+        return "is empty"
+    if len(url) > MAX_URL:
+        return f"is longer than {MAX_URL} characters"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
+def _notify(path: Path, table: Any) -> Notify:
+    data = _check_table(path, "notify", table, "notify")
+    urls = data.get("urls", [])
+    if len(urls) > MAX_NOTIFY_URLS:
+        raise StackFileError(
+            f"{path}: 'notify.urls' has {len(urls)} entries; at most {MAX_NOTIFY_URLS}"
+        )
+    for number, url in enumerate(urls, 1):
+        problem = webhook_problem(url)
+        if problem:  # "entry N", never the URL: it is a secret
+            raise StackFileError(f"{path}: 'notify.urls' entry {number} {problem}")
+    if len(set(urls)) != len(urls):
+        raise StackFileError(f"{path}: 'notify.urls' lists a URL twice")
+    after = float(data.get("escalate_after_min", Notify.escalate_after_min))
+    return Notify(urls=tuple(urls), escalate_after_min=after)
 
 
 def _gaps(path: Path, where: str, gaps: list[str]) -> tuple[str, ...]:
@@ -526,10 +590,10 @@ def load_stack(path: Path) -> Stack:
     raw = _parse(path, _read(path))
 
     for key in raw:
-        if key not in ("stack", "thresholds", "timeouts", "logs", "services"):
+        if key not in ("stack", "thresholds", "timeouts", "logs", "notify", "services"):
             raise StackFileError(
                 f"{path}: unknown table '{_shown(key)}' "
-                "(known: stack, thresholds, timeouts, logs, services)"
+                "(known: stack, thresholds, timeouts, logs, notify, services)"
             )
     if "stack" not in raw:
         raise StackFileError(f"{path}: missing [stack] table")
@@ -603,4 +667,5 @@ def load_stack(path: Path) -> Stack:
         thresholds=Thresholds(**{k: float(v) for k, v in thresholds.items()}),
         timeouts=Timeouts(**{k: float(v) for k, v in timeouts.items()}),
         logs=log_rules,
+        notify=_notify(path, raw.get("notify", {})),
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from stackcheck import payload, report
+from stackcheck import payload, report, watch
 from stackcheck.config import Stack, StackFileError, load_stack
 from stackcheck.definition import Check, Fix, definition_of
 from stackcheck.model import REF_KEY, CheckFailed, CheckRef, CouldNotCheck
@@ -87,6 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "several stacks in one run (default: stack.toml in the rootdir)",
     )
     report.add_options(parser)
+    watch.add_options(group)
 
 
 @pytest.hookimpl(trylast=True)
@@ -111,6 +112,7 @@ def activate(config: pytest.Config, conftest: str | Path) -> None:
         stacks = [load_stack(p) for p in paths]
     except StackFileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    stacks = [report.notify.apply_options(config, s) for s in stacks]
     names = [s.name for s in stacks]
     for name in names:
         if names.count(name) > 1:
@@ -121,6 +123,7 @@ def activate(config: pytest.Config, conftest: str | Path) -> None:
     for marker, description in ALERTS.items():
         config.addinivalue_line("markers", f"{marker}: {description}")
     report.register(config, stacks, collector)
+    watch.register(config, collector)
 
 
 class FactsRun:
@@ -173,6 +176,7 @@ class Collector:
         self.not_applicable: set[str] = set()
         self.deselected_by_others = False
         self.check_names: set[str] = set()
+        self.needs: dict[str, frozenset[Need]] = {}  # per stack, what its checks read
 
     def ref_id(self, ref: CheckRef) -> str:
         return f"{ref.stack}/{ref.where}" if len(self.stacks) > 1 else ref.where
@@ -238,8 +242,15 @@ class Collector:
                     f"{stack.path}: gaps name unknown checks: {', '.join(sorted(unknown))} "
                     f"(known: {', '.join(sorted(self.check_names))})"
                 )
-        for name, wanted in needs.items():
-            self.facts.start(self.stacks[name], frozenset(wanted))
+        self.needs = {name: frozenset(wanted) for name, wanted in needs.items()}
+        self.regather(fresh=False)
+
+    def regather(self, fresh: bool = True) -> None:
+        """Start gathering every stack's facts (again, for a new round of --watch)."""
+        if fresh:
+            self.facts = FactsRun(self.config)
+        for name, wanted in self.needs.items():
+            self.facts.start(self.stacks[name], wanted)
 
     def whole_directories(self) -> bool:
         """Whether the command line names every check directory whole (no file, no node id)."""

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from stackcheck.config import Stack
-from stackcheck.report import hints, registry
+from stackcheck.report import hints, notify, registry
 from stackcheck.report.plugin import Reporter
 
-__all__ = ["add_options", "hints", "register"]
+__all__ = ["add_options", "hints", "notify", "register"]
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -47,6 +47,7 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="also write the Prometheus textfile of the whole run (all stacks) here",
     )
+    notify.add_options(group)
 
 
 def register(config: pytest.Config, stacks: Sequence[Stack], collector: Any) -> None:

@@ -18,6 +18,10 @@ time without a zone or from the future, a run record of the wrong shape)
 starts a new incident, with one line saying so. It stays small: the first run and the last
 ``KEEP_RUNS - 1`` are kept, the runs between only counted, so a long incident
 costs each run the same.
+
+It also remembers which pages (``--notify``) were sent for the incident: each
+of open, escalate and resolve is decided under the lock and marked before it is
+sent, so it goes out once per incident, however many runs or rounds see it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,16 @@ KEEP_RUNS = 200
 EVIDENCE_KEEP = 4000
 # A clock opened later than this after the run's own clock is refused.
 CLOCK_SKEW = timedelta(minutes=1)
+# The pages of an incident, in the order they are due.
+OPEN, ESCALATE, RESOLVE = "open", "escalate", "resolve"
+EVENTS = (OPEN, ESCALATE, RESOLVE)
+
+
+def escalate_after(run: Run) -> timedelta:
+    """The escalation time of the (one) stack of ``run``: its stack file's, or the runbook's."""
+    if not run.stacks:
+        return ESCALATE_AFTER
+    return timedelta(minutes=run.stacks[0].stack.notify.escalate_after_min)
 
 
 @dataclass
@@ -58,6 +72,11 @@ class Incident:
     closed_at: datetime | None = None
     # Runs between the first and the kept latest ones, counted but not kept.
     omitted: int = 0
+    # Pages already sent for this incident (kept in the file), and those this run sends.
+    notified: list[str] = field(default_factory=list)
+    due: list[str] = field(default_factory=list)
+    # The stack's escalation time (``[notify] escalate_after_min``), not kept in the file.
+    escalate_after: timedelta = ESCALATE_AFTER
 
     @property
     def run_count(self) -> int:
@@ -68,8 +87,8 @@ class Incident:
         return (self.closed_at or now) - self.opened_at
 
     def escalate(self, now: datetime) -> bool:
-        """Still open past the runbook's deadline."""
-        return self.closed_at is None and self.open_for(now) >= ESCALATE_AFTER
+        """Still open past the runbook's deadline (the stack's setting)."""
+        return self.closed_at is None and self.open_for(now) >= self.escalate_after
 
 
 def _cut(text: str | None) -> str | None:
@@ -207,8 +226,12 @@ def _parse(path: Path, data: bytes, now: datetime) -> Incident:
         raise Unusable("runs is not a list of run records")
     if isinstance(omitted, bool) or not isinstance(omitted, int) or omitted < 0:
         raise Unusable("omitted is not a count")
+    notified = doc.get("notified", [])
+    if not isinstance(notified, list) or not all(isinstance(n, str) for n in notified):
+        raise Unusable("notified is not a list of events")
     note = _kept_note(path, doc.get("note"), opened)
-    return Incident(opened_at=opened, note=str(note), runs=runs, omitted=omitted)
+    known = [n for n in EVENTS if n in notified]  # anything else in the file is ignored
+    return Incident(opened_at=opened, note=str(note), runs=runs, omitted=omitted, notified=known)
 
 
 def load(path: Path, now: datetime) -> Incident | None:
@@ -225,6 +248,7 @@ def _text(incident: Incident) -> str:
         "opened_at": incident.opened_at.isoformat(),
         "note": Path(incident.note).name,  # a name, never a path: see _kept_note
         "omitted": incident.omitted,
+        "notified": incident.notified,
         "runs": incident.runs,
     }
     # Compact: the C encoder writes it (indenting is pure Python, several times slower).
@@ -253,18 +277,31 @@ def _fit(incident: Incident) -> str:
     return text
 
 
+def _due(incident: Incident, now: datetime) -> list[str]:
+    """The pages this run sends: each event once per incident; resolve only after a page."""
+    if incident.closed_at is not None:
+        return [RESOLVE] if incident.notified and RESOLVE not in incident.notified else []
+    due = [] if OPEN in incident.notified else [OPEN]
+    if ESCALATE not in incident.notified and incident.escalate(now):
+        due.append(ESCALATE)
+    return due
+
+
 def advance(
     path: Path,
     run: Run,
     note: Path | None = None,
     warn: Callable[[str], None] | None = None,
+    notify: bool = False,
 ) -> Incident | None:
     """Move one stack's clock by one run; return the incident it belongs to, if any.
 
     ``run`` holds that stack only. ``note`` overrides where the incident's note
     goes; by default it is named after the incident's opening, beside the clock
     file. ``warn`` gets one line when a clock file was there but unusable.
-    Raises WriteFailed when the clock cannot be kept.
+    ``notify``: someone is paged; the incident's ``due`` says which pages this
+    run sends, already marked as sent in the file. Raises WriteFailed when the
+    clock cannot be kept.
     """
     with locked(path.with_name(path.name + ".lock")):
         unusable = None
@@ -281,8 +318,13 @@ def advance(
         if note is not None:
             incident.note = str(note)
         incident.runs.append(record(run))
+        incident.escalate_after = escalate_after(run)
         if run.status == HEALTHY:  # every check ran and passed: none failed, none blind
             incident.closed_at = run.started_at
+        if notify:
+            incident.due = _due(incident, run.finished_at)
+            incident.notified += incident.due
+        if incident.closed_at is not None:
             try:
                 path.unlink(missing_ok=True)
             except OSError as exc:
@@ -322,12 +364,13 @@ def line(incident: Incident | None, run: Run) -> str:
             f"Incident open for {_minutes(age)} ({since}): no check failed, but this run {why}; "
             "only a run of all the checks, all seen and passing, closes it."
         )
+    after = incident.escalate_after
     if incident.escalate(now):
         return (
             f"ESCALATE: incident open for {_minutes(age)} ({since}), unresolved past "
-            f"{ESCALATE_AFTER_MIN} min: {ESCALATION}."
+            f"{after.total_seconds() / 60:g} min: {ESCALATION}."
         )
     return (
         f"Incident open for {_minutes(age)} ({since}); if still unresolved in "
-        f"{_minutes(ESCALATE_AFTER - age, math.ceil)}, escalate: {ESCALATION}."
+        f"{_minutes(after - age, math.ceil)}, escalate: {ESCALATION}."
     )

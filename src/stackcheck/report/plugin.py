@@ -23,6 +23,7 @@ from stackcheck.config import Stack
 from stackcheck.report import escalation, junit, metrics, note, summary, terminal
 from stackcheck.report.escalation import Incident
 from stackcheck.report.files import WriteFailed, slug
+from stackcheck.report.notify import Notifier
 from stackcheck.report.results import Results
 from stackcheck.report.run import UNHEALTHY, UNKNOWN, Run, build
 
@@ -45,6 +46,9 @@ class Reporter:
         self.problems: list[str] = []
         self.clock_unknown: set[str] = set()  # stacks whose incident clock was not moved
         self.expected: int | None = None  # check items collected (xdist: by the workers)
+        self.notifier = Notifier()
+        # Set by --watch: the last complete round, already written; the session reports it.
+        self.final: Run | None = None
         # --summary-json -: the JSON is the only thing on standard output, so pytest's
         # terminal report is moved to standard error, and the JSON comes last.
         self.to_stdout = config.getoption("summary_json") == "-"
@@ -98,23 +102,41 @@ class Reporter:
     # Before the terminal reporter's summary, which runs in its sessionfinish wrapper.
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        results = self.results.all()
-        if not results:
-            return  # nothing ran (collect-only, all deselected): no verdict to report
-        run = build(
-            results, self.stacks, self.started_at, datetime.now(UTC), self._partial(session)
-        )
+        if self.final is not None:
+            run = self.final
+        else:
+            found = self.round(session)
+            if found is None:
+                return  # nothing ran (collect-only, all deselected): no verdict to report
+            run = found
         self.run = run
         _relabel(run)
-        self._write(run)
         if run.status == UNKNOWN and not run.partial and session.exitstatus in (0, 1):
             session.exitstatus = EXIT_UNKNOWN
         elif run.status == UNHEALTHY and session.exitstatus == 0:
             session.exitstatus = 1
 
+    def round(self, session: pytest.Session, started_at: datetime | None = None) -> Run | None:
+        """Judge the results so far as one run and write its reports (``--watch``: a round,
+        ``started_at`` its start)."""
+        results = self.results.all()
+        if not results:
+            return None
+        started = started_at or self.started_at
+        run = build(results, self.stacks, started, datetime.now(UTC), self._partial(session))
+        self.outputs, self.problems, self.clock_unknown = [], [], set()
+        self.incidents = {}
+        self._write(run)
+        return run
+
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
         self._junit()
+        # After the report: pages still in flight may finish, within a bound.
+        self.notifier.wait()
+        for text, ok in self.notifier.lines(only_new=True):
+            if not ok:
+                sys.stderr.write(f"stackcheck: {text}\n")
         if self.stdout_text is not None:
             # A reader that went away (`| head`) costs nothing but the JSON.
             with contextlib.suppress(OSError):
@@ -150,13 +172,21 @@ class Reporter:
             incident = None
             try:
                 clock = reports / f"incident-{name}.json"
-                incident = escalation.advance(clock, one, note_override, self.problems.append)
+                incident = escalation.advance(
+                    clock,
+                    one,
+                    note_override,
+                    self.problems.append,
+                    notify=bool(stack_run.stack.notify.urls),
+                )
             except WriteFailed as exc:
                 self.problems.append(
                     f"{exc}; the incident clock of {stack_run.stack.name} was not moved"
                 )
                 self.clock_unknown.add(stack_run.stack.name)
             self.incidents[stack_run.stack.name] = incident
+            if incident is not None and incident.due:
+                self.notifier.send(stack_run.stack, incident, run.finished_at)
             self._try(summary.write, reports / f"summary-{name}.json", one, {name: incident})
             if not one.partial:
                 # A partial run leaves the metrics of the last complete run alone:
@@ -198,6 +228,8 @@ class Reporter:
                 self.problems,
                 self.clock_unknown,
             )
+            for text, ok in self.notifier.lines():
+                terminalreporter.write_line(f"notify: {text}", yellow=not ok)
         return result
 
 
