@@ -134,9 +134,8 @@ class Reporter:
         self._junit()
         # After the report: pages still in flight may finish, within a bound.
         self.notifier.wait()
-        for text, ok in self.notifier.lines(only_new=True):
-            if not ok:
-                sys.stderr.write(f"stackcheck: {text}\n")
+        for text, _ in self.notifier.lines(only_new=True):  # those in flight at the summary
+            sys.stderr.write(f"stackcheck: notify: {text}\n")
         if self.stdout_text is not None:
             # A reader that went away (`| head`) costs nothing but the JSON.
             with contextlib.suppress(OSError):
