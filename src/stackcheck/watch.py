@@ -22,9 +22,12 @@ over a long watch (tests/unit/test_watch.py runs 200 rounds).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -211,6 +214,27 @@ def recovered(run: Run) -> bool:
     return run.status != UNHEALTHY and not any(s.blind_spots for s in run.stacks)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a watch (a scheduler's timeout): ends it as Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While watching, SIGTERM ends the watch cleanly with the last round's report."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Watch:
     """The test loop of --watch (a plugin registered only when it is given)."""
 
@@ -259,6 +283,12 @@ class Watch:
         if reporter is None:
             return None
         items = list(session.items)
+        with _terminate_as_interrupt():
+            return self._loop(session, reporter, items)
+
+    def _loop(
+        self, session: pytest.Session, reporter: Any, items: list[pytest.Item]
+    ) -> bool | None:
         started = time.monotonic()
         last: list[Any] | None = None
         last_run: Run | None = None
@@ -289,10 +319,10 @@ class Watch:
                 if self.limit is not None:
                     wait = min(wait, self.limit - elapsed)
                 time.sleep(max(wait, 0))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if last is None:
                 raise  # no complete round: pytest's own interruption
-            how = "interrupted"
+            how = "terminated" if isinstance(exc, _Terminated) else "interrupted"
             number -= 1  # the round under way did not complete
         assert last is not None and last_run is not None
         self._end(how, number, last_run, reporter)
@@ -344,7 +374,7 @@ class Watch:
             )
         else:
             self._say(
-                f"watch: interrupted after {rounds} complete round"
+                f"watch: {how} after {rounds} complete round"
                 f"{'s' if rounds != 1 else ''}: reporting the last complete round",
                 yellow=True,
                 bold=True,

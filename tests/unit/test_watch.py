@@ -47,7 +47,7 @@ def pytest_stackcheck_gather(stack, needs):
     with rounds.open("a") as out:
         out.write(f"{number} {_vmrss_kib()}\\n")
     if number == script.get("interrupt_at"):
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), getattr(signal, script.get("signal", "SIGINT")))
     scenarios = script["scenarios"]
     return fabricate(stack, needs, scenarios[min(number, len(scenarios)) - 1])
 '''
@@ -232,6 +232,14 @@ def test_ctrl_c_reports_the_last_complete_round(checkrun: CheckRun) -> None:
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=17 - DB_FAILED, failed=DB_FAILED, skipped=2)
+
+
+def test_sigterm_of_a_scheduler_ends_the_watch_like_ctrl_c(checkrun: CheckRun) -> None:
+    scripted(checkrun, [DB_STOPPED, DB_STOPPED, {}], interrupt_at=3, signal="SIGTERM")
+    result = watch(checkrun, "--watch=0", subprocess=True)
+    assert result.ret == 1, result.stdout.str()
+    assert "watch: terminated after 2 complete rounds" in result.stdout.str()
+    assert checkrun.summary()["status"] == "unhealthy"
 
 
 def test_ctrl_c_before_a_round_ends_is_pytests_interruption(checkrun: CheckRun) -> None:
