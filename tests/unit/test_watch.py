@@ -214,10 +214,14 @@ def test_reports_are_rewritten_every_round(checkrun: CheckRun) -> None:
 
 def test_watch_max_ends_an_unrecovered_watch_red(checkrun: CheckRun) -> None:
     scripted(checkrun, [DB_STOPPED])
-    result = watch(checkrun, "--watch=0.2", "--watch-max=2")
+    result = watch(checkrun, "--watch=0", "--watch-max=1")
     assert result.ret == 1
-    assert 2 <= len(rounds(checkrun)) <= 11
-    assert "not recovered: reporting the last round" in result.stdout.str()
+    count = len(rounds(checkrun))  # as many as fit in the second: depends on the machine
+    assert count >= 1
+    assert (
+        f"watch: stopped at --watch-max after {count} rounds, not recovered: "
+        "reporting the last round"
+    ) in result.stdout.str()
     result.assert_outcomes(passed=17 - DB_FAILED, failed=DB_FAILED, skipped=2)
     assert checkrun.summary()["status"] == "unhealthy"
 
