@@ -158,7 +158,10 @@ class RemoteHost:
             running = current["State"]["Running"]
             same = current["Config"]["Image"] == image
             port = current["HostConfig"]["PortBindings"].get("22/tcp") or [{}]
-            if running and same and port[0].get("HostPort") == str(self.ssh_port):
+            # Another state directory means other keys: the host must be made anew.
+            mounts = {m.get("Source") for m in current.get("Mounts", [])}
+            ours = {str(self.keys_dir), str(self.engine_dir)} <= mounts
+            if running and same and ours and port[0].get("HostPort") == str(self.ssh_port):
                 self._wait_ready()
                 return
             _run(["docker", "rm", "-f", self.name], what=f"removing the old {self.name}")

@@ -23,18 +23,23 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from testbed import CANARY_PASSWORD, Testbed, TestbedError
 
+if TYPE_CHECKING:
+    from testbed.remote import RemoteTestbed
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_WAIT_S = 900.0
 TIMINGS: list[tuple[str, float]] = []  # (what, seconds), printed at the end
 OPT_IN_ENV = "STACKCHECK_TESTBED"
-# `fault` and every other testbed-backed fixture request `testbed`, and an item's
-# fixturenames hold its whole fixture closure, so this one name finds them all.
-TESTBED_FIXTURE = "testbed"
+# `fault` and every other testbed-backed fixture request `testbed` (or, on the
+# remote test host, `remote_testbed`), and an item's fixturenames hold its whole
+# fixture closure, so these names find them all.
+TESTBED_FIXTURES = frozenset({"testbed", "remote_testbed"})
 DESELECTED = pytest.StashKey[int]()
 
 
@@ -65,7 +70,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     need: list[pytest.Item] = []
     for item in items:
         # Doctest items have no fixturenames; they cannot use the testbed.
-        (need if TESTBED_FIXTURE in getattr(item, "fixturenames", ()) else keep).append(item)
+        names = set(getattr(item, "fixturenames", ()))
+        (need if names & TESTBED_FIXTURES else keep).append(item)
     if need:
         config.hook.pytest_deselected(items=need)
         items[:] = keep
@@ -107,8 +113,8 @@ def _engine_answers() -> bool:
 
 
 @contextlib.contextmanager
-def _project_lock(project: str) -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / f"stackcheck-testbed-{project}.lock"
+def _project_lock(project: str, kind: str = "testbed") -> Iterator[None]:
+    path = Path(tempfile.gettempdir()) / f"stackcheck-{kind}-{project}.lock"
     with path.open("a") as handle:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
@@ -127,9 +133,8 @@ def _project_lock(project: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="session")
-def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
-    """The testbed stack, up and healthy; removed at the end of the session."""
+def _ensure_engine(request: pytest.FixtureRequest) -> None:
+    """Fail unless opted in; start an engine (testbed/engine.sh) if none answers."""
     if not testbed_opted_in(request.config):
         # Reached only by a dynamic request.getfixturevalue("testbed"), which the
         # collection-time deselection cannot see; fail loudly rather than start containers.
@@ -146,6 +151,12 @@ def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
             pytest.fail(
                 done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no engine"
             )
+
+
+@pytest.fixture(scope="session")
+def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
+    """The testbed stack, up and healthy; removed at the end of the session."""
+    _ensure_engine(request)
     project, backend_port, db_port = _testbed_settings()
     with _project_lock(project):
         bed = Testbed(project=project, backend_port=backend_port, db_port=db_port)
@@ -168,6 +179,72 @@ def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
                 started = time.monotonic()
                 bed.down()
                 record_timing("down", time.monotonic() - started)
+
+
+def _remote_settings() -> tuple[str, int]:
+    name = os.environ.get("STACKCHECK_REMOTE_NAME", "sc-dind-test")
+    port = int(os.environ.get("STACKCHECK_REMOTE_SSH_PORT", "12223"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        name, port = f"{name}-{worker}", port + 1 + int(worker[2:])
+    return name, port
+
+
+@pytest.fixture(scope="module")
+def remote_testbed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RemoteTestbed]:
+    """The testbed inside a remote test host (testbed/remote.py), healthy; for one module.
+
+    The checks reach it only by SSH (its stack file); the host, its keys and
+    its engine's images are removed after the module. Name and SSH port:
+    STACKCHECK_REMOTE_NAME / STACKCHECK_REMOTE_SSH_PORT (default sc-dind-test on
+    12223); under pytest-xdist each worker gets its own.
+    """
+    from testbed.remote import RemoteHost, RemoteTestbed, remote_down, remote_up
+
+    _ensure_engine(request)
+    name, port = _remote_settings()
+    host = RemoteHost(name, port, state_dir=tmp_path_factory.mktemp("remote") / name)
+    bed = RemoteTestbed(host)
+    with _project_lock(name, kind="remote"):
+        saved = os.environ.get("PGPASSWORD")
+        os.environ["PGPASSWORD"] = CANARY_PASSWORD
+        try:
+            started = time.monotonic()
+            try:
+                remote_up(host, bed)
+            except TestbedError as exc:
+                pytest.fail(f"remote test host did not come up: {exc}")
+            record_timing(f"remote up ({name})", time.monotonic() - started)
+            yield bed
+        finally:
+            if saved is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = saved
+            if not os.environ.get("STACKCHECK_TESTBED_KEEP"):
+                started = time.monotonic()
+                remote_down(host, bed, volumes=True)
+                record_timing(f"remote down ({name})", time.monotonic() - started)
+
+
+@pytest.fixture
+def remote_fault(remote_testbed: RemoteTestbed) -> Iterator[Callable[[str], None]]:
+    """As `fault`, on the stack inside the remote test host."""
+    injected: list[str] = []
+
+    def inject(name: str) -> None:
+        injected.append(name)
+        started = time.monotonic()
+        remote_testbed.inject(name)
+        record_timing(f"remote inject {name}", time.monotonic() - started)
+
+    yield inject
+    if injected:
+        started = time.monotonic()
+        remote_testbed.reset()
+        record_timing(f"remote reset after {', '.join(injected)}", time.monotonic() - started)
 
 
 @pytest.fixture

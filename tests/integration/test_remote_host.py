@@ -1,78 +1,66 @@
 """The remote test host: the testbed stack on an engine the checker reaches only by SSH.
 
-One host for the module (testbed/remote.py; about 25 s to bring up with the
-images cached, most of it loading the stack's images into the inner engine).
-Name and SSH port: STACKCHECK_REMOTE_NAME / STACKCHECK_REMOTE_SSH_PORT; under
-pytest-xdist each worker gets its own.
+One host for the module (the remote_testbed fixture in tests/conftest.py; about
+25 s to bring up with the images cached, most of it loading the stack's images
+into the inner engine).
+
+The fault table over SSH: the checks, given only the remote host's SSH port,
+must give every fault the verdicts test_checks_faults.py expects locally.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import stat
 import subprocess
-import tempfile
-import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from testbed import Testbed
-from testbed.remote import RemoteHost, RemoteTestbed, remote_down, remote_up
+from testbed import FAULTS, Testbed
+from testbed.remote import RemoteHost, RemoteTestbed
+from tests.checkrun import check_ids, run_checks
+from tests.integration.test_checks_faults import (
+    ALWAYS_SKIPPED,
+    BOUND_S,
+    EXPECTED_FAILURES,
+    _settle,
+)
 
-LOCK_WAIT_S = 600.0
-
-
-def _remote_settings() -> tuple[str, int]:
-    name = os.environ.get("STACKCHECK_REMOTE_NAME", "sc-dind-test")
-    port = int(os.environ.get("STACKCHECK_REMOTE_SSH_PORT", "12223"))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if worker.startswith("gw") and worker[2:].isdigit():
-        name, port = f"{name}-{worker}", port + 1 + int(worker[2:])
-    return name, port
-
-
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / f"stackcheck-remote-{name}.lock"
-    with path.open("a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"remote host {name} stayed locked by {path}")
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="module")
-def remote(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteTestbed]:
-    """The testbed inside a remote test host, healthy; host and its images removed after.
-
-    Requests the local ``testbed`` for its opt-in and engine set-up: the remote
-    host runs on the same local engine.
-    """
-    name, port = _remote_settings()
-    state = tmp_path_factory.mktemp("remote") / name
-    host = RemoteHost(name, port, state_dir=state)
-    bed = RemoteTestbed(host, project=testbed.project)
-    with _lock(name):
-        try:
-            remote_up(host, bed)
-            yield bed
-        finally:
-            if not os.environ.get("STACKCHECK_TESTBED_KEEP"):
-                remote_down(host, bed, volumes=True)
+FULL_ENV = "STACKCHECK_REMOTE_FULL"
+# The checker's side of these (the [ssh] client, health_via/postgres_via =
+# "exec") is being merged by other branches, and on the loaded shared machine of
+# session 3 the checks ran out of their 5 s deadline over SSH (sshd took 3-17 s
+# to answer, as every other process): not yet seen green here, so not in CI
+# until someone has. Opt in with STACKCHECK_REMOTE_FAULTS=1.
+FAULTS_ENV = "STACKCHECK_REMOTE_FAULTS"
+over_ssh = pytest.mark.skipif(
+    os.environ.get(FAULTS_ENV) != "1",
+    reason=f"fault table over SSH: opt in with {FAULTS_ENV}=1 (not yet seen green; see module)",
+)
+# Run in CI: one fault for each way the checker reaches into the remote stack
+# over SSH (container state, restart count and OOM flag, stats, logs, the
+# health URL and PostgreSQL through exec, the data filesystem, the network
+# probes' exec), plus db-stopped, the most consequences. Left out unless
+# STACKCHECK_REMOTE_FULL=1, for CI's time: the two crash loops (each settles for
+# 7 restarts, 50-90 s; their facts are those of backend-stopped and
+# backend-oom-killed), health-500 and health-trickle (health-hang's path) and
+# db-connections-exhausted (db-connections-near-limit's path).
+CI_FAULTS = (
+    "backend-stopped",
+    "backend-oom-killed",
+    "backend-memory-near-limit",
+    "backend-log-errors",
+    "health-hang",
+    "db-stopped",
+    "db-hung",
+    "db-connections-near-limit",
+    "db-disk-full",
+    "network-partition",
+    "dns-broken",
+)
 
 
 def _ssh(host: RemoteHost, *command: str) -> subprocess.CompletedProcess[str]:
@@ -81,23 +69,25 @@ def _ssh(host: RemoteHost, *command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_only_ssh_is_published_and_the_stack_only_inside(remote: RemoteTestbed) -> None:
-    host = remote.host
+def test_only_ssh_is_published_and_the_stack_only_inside(remote_testbed: RemoteTestbed) -> None:
+    host = remote_testbed.host
     outer = subprocess.run(
         ["docker", "port", host.name], capture_output=True, text=True, check=True
     ).stdout.split("\n")
     assert [line for line in outer if line] == [f"22/tcp -> 127.0.0.1:{host.ssh_port}"]
     # Inside, the stack publishes on the remote host's own loopback only.
     for service in ("db", "backend"):
-        bindings = remote.container(service).attrs["HostConfig"]["PortBindings"]
+        bindings = remote_testbed.container(service).attrs["HostConfig"]["PortBindings"]
         assert bindings, service
         for ports in bindings.values():
             assert {p["HostIp"] for p in ports} == {"127.0.0.1"}, (service, bindings)
-    assert remote.health() == "200"
+    assert remote_testbed.health() == "200"
 
 
-def test_ssh_reaches_the_inner_engine_with_the_pinned_host_key(remote: RemoteTestbed) -> None:
-    host = remote.host
+def test_ssh_reaches_the_inner_engine_with_the_pinned_host_key(
+    remote_testbed: RemoteTestbed,
+) -> None:
+    host = remote_testbed.host
     done = _ssh(host, "docker", "ps", "--format", '{{.Label "com.docker.compose.service"}}')
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split()) == ["backend", "db"]
@@ -108,9 +98,9 @@ def test_ssh_reaches_the_inner_engine_with_the_pinned_host_key(remote: RemoteTes
 
 
 def test_ssh_refuses_an_unknown_host_key_and_a_stranger_key(
-    remote: RemoteTestbed, tmp_path: Path
+    remote_testbed: RemoteTestbed, tmp_path: Path
 ) -> None:
-    host = remote.host
+    host = remote_testbed.host
     other = RemoteHost(host.name, host.ssh_port, state_dir=tmp_path / "other")
     other.state.mkdir(mode=0o700)
     # A host key other than the pinned one: verification fails, nothing runs.
@@ -133,9 +123,11 @@ def test_ssh_refuses_an_unknown_host_key_and_a_stranger_key(
     assert "permission denied" in denied.stderr.lower(), denied.stderr
 
 
-def test_stack_file_points_at_the_ssh_engine_only(remote: RemoteTestbed, tmp_path: Path) -> None:
-    stack = tomllib.loads(remote.write_stack_file(tmp_path / "stack.toml").read_text())
-    host = remote.host
+def test_stack_file_points_at_the_ssh_engine_only(
+    remote_testbed: RemoteTestbed, tmp_path: Path
+) -> None:
+    stack = tomllib.loads(remote_testbed.write_stack_file(tmp_path / "stack.toml").read_text())
+    host = remote_testbed.host
     assert stack["stack"]["docker_host"] == f"ssh://root@127.0.0.1:{host.ssh_port}"
     assert stack["ssh"] == {
         "identity_file": str(host.identity_file),
@@ -146,3 +138,51 @@ def test_stack_file_points_at_the_ssh_engine_only(remote: RemoteTestbed, tmp_pat
     for service in stack["services"].values():
         assert service.get("health_via", "exec") == "exec"
         assert service.get("postgres_via", "exec") == "exec"
+
+
+def _fault_names() -> list[str]:
+    return sorted(FAULTS) if os.environ.get(FULL_ENV) == "1" else list(CI_FAULTS)
+
+
+def test_ci_subset_names_real_faults() -> None:
+    assert set(CI_FAULTS) <= set(FAULTS) == set(EXPECTED_FAILURES)
+
+
+@over_ssh
+def test_remote_stack_has_the_local_checks(tmp_path: Path) -> None:
+    """Over SSH the same 19 checks apply as locally: none is lost to the distance."""
+    remote = RemoteTestbed(RemoteHost(state_dir=tmp_path / "state"))
+    remote_ids = check_ids(remote.write_stack_file(tmp_path / "remote.toml"))
+    local_ids = check_ids(Testbed().write_stack_file(tmp_path / "local.toml"))
+    assert remote_ids == local_ids
+
+
+@over_ssh
+def test_healthy_remote_stack_is_green_over_ssh(
+    remote_testbed: RemoteTestbed, tmp_path: Path
+) -> None:
+    stack_file = remote_testbed.write_stack_file(tmp_path / "stack.toml")
+    expected = check_ids(stack_file)
+    run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    where = f"{run.failed() | run.errors()}\n{run.stdout[-3000:]}"
+    assert run.returncode == 0, where
+    assert run.skipped() == ALWAYS_SKIPPED, where
+    assert run.passed() == expected - ALWAYS_SKIPPED, where
+    assert run.summary(remote_testbed.project)["status"] == "healthy", where
+
+
+@over_ssh
+@pytest.mark.parametrize("name", _fault_names())
+def test_fault_over_ssh_gives_the_local_verdicts(
+    remote_testbed: RemoteTestbed, remote_fault: Callable[[str], None], name: str, tmp_path: Path
+) -> None:
+    stack_file = remote_testbed.write_stack_file(tmp_path / "stack.toml")
+    remote_fault(name)
+    _settle(remote_testbed, name)
+    run = run_checks("--stack", str(stack_file), tmp_path=tmp_path)
+    messages = "\n\n".join(f"{k}: {v}" for k, v in run.messages.items())
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert run.failed() == EXPECTED_FAILURES[name], messages
+    assert run.errors() == set(), messages
+    assert run.skipped() == ALWAYS_SKIPPED, messages
+    assert run.wall_s < BOUND_S, f"run took {run.wall_s:.1f} s, bound {BOUND_S} s"
