@@ -56,6 +56,18 @@ FAULTS: tuple[str, ...] = (
     "network-partition",
     "dns-broken",
 )
+# Faults of a scaled backend, apart: the one-container fault matrix of the
+# integration tests (tests/integration/test_checks_faults.py) is over FAULTS;
+# these have tests/integration/test_replicas.py.
+REPLICA_FAULTS: tuple[str, ...] = ("backend-replica-stopped", "backend-replica-oom")
+ALL_FAULTS = FAULTS + REPLICA_FAULTS
+
+# backend-replica-*: the backend scaled to this many containers. A fixed host
+# port cannot be published by several containers, so the scaled backend
+# publishes the range backend_port .. backend_port + REPLICAS - 1 (each replica
+# one of them): /health on backend_port reaches the one that holds it.
+REPLICAS = 3
+NUMBER_LABEL = "com.docker.compose.container-number"
 
 # PostgreSQL in the testbed: max_connections=30, superuser_reserved_connections=3.
 USABLE_CONNECTIONS = 27
@@ -248,16 +260,22 @@ class Testbed:
                 raise TestbedError(f"building the testbed images failed: {exc}") from None
         return self._images
 
-    def compose(self, *args: str, timeout: float = 180.0) -> str:
-        """Run docker-compose for this project; return stdout, raise one line on failure."""
+    def compose(self, *args: str, timeout: float = 180.0, scaled: bool = False) -> str:
+        """Run docker-compose for this project; return stdout, raise one line on failure.
+
+        ``scaled``: the backend publishes a port range, one port per replica.
+        """
         base = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
+        backend_port = str(self.backend_port)
+        if scaled:
+            backend_port += f"-{self.backend_port + REPLICAS - 1}"
         env = {
             **os.environ,
             **self._engine_env(),
             **self.images(),
             "TESTBED_DB_PASSWORD": self.password,
             "TESTBED_DB_PORT": str(self.db_port),
-            "TESTBED_BACKEND_PORT": str(self.backend_port),
+            "TESTBED_BACKEND_PORT": backend_port,
         }
         cmd = [*base, "-p", self.project, "-f", str(COMPOSE_FILE), *args]
         try:
@@ -290,6 +308,24 @@ class Testbed:
         # During a recreate two exist for a moment: prefer the running, newest one.
         found.sort(key=lambda c: (c.status == "running", c.attrs["Created"]), reverse=True)
         return found[0]
+
+    def replicas(self, service: str = "backend") -> dict[int, Container]:
+        """The service's containers by compose number (one-off containers left out)."""
+        found = self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.project}",
+                    f"com.docker.compose.service={service}",
+                ]
+            },
+        )
+        numbered: dict[int, Container] = {}
+        for container in found:
+            number = container.labels.get(NUMBER_LABEL, "")
+            if container.labels.get("com.docker.compose.oneoff") != "True" and number.isdigit():
+                numbered[int(number)] = container
+        return dict(sorted(numbered.items()))
 
     def container(self, service: str) -> Container:
         """The docker SDK container of a service (found by its compose labels)."""
@@ -379,6 +415,7 @@ class Testbed:
     def up(self) -> None:
         """Start the stack (reusing what runs), make it clean, wait until healthy."""
         self.images()
+        self._unscale()  # a scaled backend (replica faults) holds a port range
         try:
             self.compose("up", "-d", "--remove-orphans")
         except TestbedError as first:
@@ -399,11 +436,28 @@ class Testbed:
 
     def reset(self) -> None:
         """Undo every fault: recreate each container that is not clean, wait until healthy."""
+        self._unscale()
         dirty = [service for service, reasons in self.dirt().items() if reasons]
         self._thaw_db()  # a frozen postmaster would sit out the whole stop timeout
         for service in dirty:  # SERVICES order: db before backend
             self.compose("up", "-d", "--no-deps", "--force-recreate", "-t", "1", service)
         self.wait_healthy()
+
+    def _unscale(self) -> None:
+        """Back to one backend on its fixed port, if a replica fault scaled it."""
+        if len(self.replicas("backend")) > 1:
+            # The others are removed; the first is recreated (its published port differs).
+            self.compose(
+                "up",
+                "-d",
+                "--no-deps",
+                "--force-recreate",
+                "--scale",
+                "backend=1",
+                "-t",
+                "1",
+                "backend",
+            )
 
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Wait (bounded) until db reports healthy and backend /health answers 200."""
@@ -436,6 +490,9 @@ class Testbed:
             return ["missing"]
         state = found.attrs["State"]
         reasons = []
+        count = len(self.replicas(service))
+        if count > 1:
+            reasons.append(f"scaled to {count} containers")
         wanted = self.images()[f"{service.upper()}_IMAGE"]
         try:
             if wanted not in found.image.tags:
@@ -499,8 +556,8 @@ class Testbed:
 
     def inject(self, name: str) -> None:
         """Switch on one fault and wait (bounded) until it has taken effect."""
-        if name not in FAULTS:
-            raise TestbedError(f"unknown fault '{name}' (valid: {', '.join(FAULTS)})")
+        if name not in ALL_FAULTS:
+            raise TestbedError(f"unknown fault '{name}' (valid: {', '.join(ALL_FAULTS)})")
         getattr(self, "_fault_" + name.replace("-", "_"))()
 
     def _touch_fault_file(self, name: str) -> None:
@@ -657,6 +714,79 @@ class Testbed:
             10,
             "'db' to stop resolving in backend",
         )
+
+    def _scale_backend(self) -> dict[int, Container]:
+        """Scale the backend to REPLICAS containers on a port range; wait until all serve."""
+        self.compose(
+            "up",
+            "-d",
+            "--no-deps",
+            "--scale",
+            f"backend={REPLICAS}",
+            "-t",
+            "1",
+            "backend",
+            scaled=True,
+        )
+
+        def all_running() -> dict[int, Container] | None:
+            found = self.replicas("backend")
+            return (
+                found
+                if len(found) == REPLICAS and all(c.status == "running" for c in found.values())
+                else None
+            )
+
+        found = wait_for(all_running, 60, f"{REPLICAS} backend replicas running")
+        wait_for(lambda: self.health() == "200", 30, "backend /health 200 on the scaled backend")
+        return found
+
+    def _host_port(self, container: Container) -> int | None:
+        container.reload()
+        bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get("8000/tcp") or []
+        ports = [int(b["HostPort"]) for b in bindings if str(b.get("HostPort", "")).isdigit()]
+        return ports[0] if ports else None
+
+    def replica_victim(self) -> tuple[int, Container]:
+        """The highest-numbered replica that does not hold backend_port (so /health still
+        answers through it from another replica)."""
+        found = self.replicas("backend")
+        for number in sorted(found, reverse=True):
+            if self._host_port(found[number]) != self.backend_port:
+                return number, found[number]
+        raise TestbedError("every backend replica holds the health port: not scaled?")
+
+    def _fault_backend_replica_stopped(self) -> None:
+        self._scale_backend()
+        number, victim = self.replica_victim()
+        victim.stop(timeout=3)
+
+        def stopped() -> bool:
+            victim.reload()
+            return bool(victim.status == "exited")
+
+        wait_for(stopped, 15, f"backend replica {number} to stop")
+        if self.health() != "200":
+            raise TestbedError("/health stopped answering 200 with one replica stopped")
+
+    def _fault_backend_replica_oom(self) -> None:
+        self._scale_backend()
+        number, victim = self.replica_victim()
+        before = victim.attrs["RestartCount"]
+        result = victim.exec_run(["sh", "-c", "mkdir -p /run/faults && touch /run/faults/oom"])
+        if result.exit_code != 0:
+            raise TestbedError(f"backend replica {number}: cannot write the oom fault file")
+
+        def restarted() -> bool:
+            victim.reload()
+            return bool(victim.attrs["RestartCount"] > before and victim.status == "running")
+
+        wait_for(
+            restarted,
+            30,
+            f"the kernel to OOM-kill backend replica {number} and docker to restart it",
+        )
+        wait_for(lambda: self.health() == "200", 30, "backend /health 200 after the OOM kill")
 
     # --------------------------------------------------------------- helpers
 

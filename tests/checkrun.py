@@ -121,15 +121,18 @@ def check_definitions() -> tuple[Check, ...]:
     return tuple(definitions().values())
 
 
-def check_ids(stack_file: Path, engine_only: bool = False) -> set[str]:
+def check_ids(
+    stack_file: Path, engine_only: bool = False, replicas: dict[str, list[int]] | None = None
+) -> set[str]:
     """The test ids `pytest checks/ --stack stack_file` runs (one stack).
 
-    ``engine_only``: just the checks that read a fact through the Docker engine.
+    ``engine_only``: just the checks that read a fact through the Docker engine;
+    ``replicas``: the services that run several containers, and their numbers.
     """
     stack = load_stack(stack_file)
     return {
         f"test_{check.name}[{ref.where}]"
         for check in check_definitions()
         if not engine_only or DOCKER_KINDS & set(check.facts)
-        for ref in refs(stack, check)
+        for ref in refs(stack, check, replicas)
     }

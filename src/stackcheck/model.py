@@ -12,21 +12,38 @@ from stackcheck.definition import Fix
 
 @dataclass(frozen=True)
 class CheckRef:
-    """Which check ran on what: ``target`` is the ``to`` service of an edge check."""
+    """Which check ran on what: ``target`` is the ``to`` service of an edge check.
+
+    ``replica`` is the container's number (compose's ``container-number`` label)
+    when the service runs several containers and the check reads one of them;
+    None for a one-container service, and for checks of the service as a whole
+    (PostgreSQL, HTTP), which reach it through its DSN or URL.
+    """
 
     stack: str
     check: str
     service: str
     target: str | None = None
+    replica: int | None = None
+
+    @property
+    def unit(self) -> str:
+        """``backend``, or ``backend#2`` for one replica of a scaled service."""
+        return unit_name(self.service, self.replica)
 
     @property
     def where(self) -> str:
-        return f"{self.service}->{self.target}" if self.target else self.service
+        return f"{self.unit}->{self.target}" if self.target else self.unit
 
     @property
     def key(self) -> str:
         """The ``service:check`` name the reports use (``from->to:check`` for edges)."""
         return f"{self.where}:{self.check}"
+
+
+def unit_name(service: str, replica: int | None) -> str:
+    """How a service, or one replica of it, is named in test ids, keys and facts."""
+    return service if replica is None else f"{service}#{replica}"
 
 
 # Set on every check item at collection.

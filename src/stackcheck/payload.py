@@ -19,7 +19,7 @@ def _mib(value: int) -> float:
 
 
 def _container(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
-    container = facts.containers.get(ref.service)
+    container = facts.containers.get(ref.unit)
     if container is None or container.blind:
         return {}
     return {
@@ -38,7 +38,7 @@ def _container(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
 
 
 def _stats(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
-    stats = facts.stats.get(ref.service)
+    stats = facts.stats.get(ref.unit)
     if stats is None or stats.blind or stats.error or not stats.mem_limit:
         return {}
     return {
@@ -50,7 +50,7 @@ def _stats(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
 
 
 def _logs(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
-    logs = facts.logs.get(ref.service)
+    logs = facts.logs.get(ref.unit)
     return {"log_lines": list(logs.matches)} if logs is not None and logs.matches else {}
 
 
@@ -71,7 +71,7 @@ def _pg(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
 
 
 def _net(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
-    net = facts.net.get((ref.service, ref.target or ""))
+    net = facts.net.get((ref.unit, ref.target or ""))
     return {"target_address": net.address} if net is not None and net.address else {}
 
 
@@ -81,7 +81,7 @@ def _http(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
 
 
 def _datafs(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
-    fs = facts.datafs.get(ref.service)
+    fs = facts.datafs.get(ref.unit)
     if fs is None or fs.blind:
         return {}
     # A container that could not be looked into (stopped) leaves them empty: a hint
@@ -98,7 +98,7 @@ def _datafs(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
 
 
 def _command(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
-    found = facts.commands.get((ref.check, ref.service))
+    found = facts.commands.get((ref.check, ref.unit))
     return {} if found is None else {"exit_code": found.exit_code}
 
 
@@ -121,7 +121,7 @@ def context_for(ref: CheckRef, check: Check, stack: Stack, facts: StackFacts) ->
     for kind in check.facts:
         ctx.update(CONTEXT[kind](ref, facts))
     # Where to type the commands: the compose labels of the service's container.
-    container = facts.containers.get(ref.service)
+    container = facts.containers.get(ref.unit) or facts.containers.get(ref.service)
     ctx["compose_cmd"] = (container.compose_cmd if container else "") or compose_command(
         {}, stack.compose_project, stack
     )
@@ -130,7 +130,24 @@ def context_for(ref: CheckRef, check: Check, stack: Stack, facts: StackFacts) ->
         ctx.setdefault("container", container.name)
     if ref.target is not None:
         ctx["target_port"] = stack.services[ref.target].port
+    numbers = facts.replicas.get(ref.service)
+    if numbers:
+        # `up -d SERVICE` without it would scale a scaled service back to its file's count.
+        ctx["scale"] = len(numbers)
     return {k: v for k, v in ctx.items() if v is not None}
+
+
+def replica_set(ref: CheckRef, facts: StackFacts) -> dict[str, Any] | None:
+    """For a check of one replica: how many the service runs and which are running."""
+    numbers = facts.replicas.get(ref.service)
+    if ref.replica is None or not numbers:
+        return None
+    running = []
+    for number in numbers:
+        found = facts.containers.get(f"{ref.service}#{number}")
+        if found is not None and not found.blind and found.state == "running":
+            running.append(number)
+    return {"count": len(numbers), "numbers": list(numbers), "running": running}
 
 
 def probe_duration(ref: CheckRef, check: Check, facts: StackFacts) -> float:
@@ -158,5 +175,8 @@ def build(
         "context": context_for(ref, check, stack, facts) if facts else {},
         "definition": check.to_payload(fix),
     }
+    replicas = replica_set(ref, facts) if facts else None
+    if replicas is not None:
+        payload["replicas"] = replicas
     redacted: Payload = redact(payload, secrets)
     return redacted

@@ -26,6 +26,7 @@ from stackcheck import payload, report, watch
 from stackcheck.config import Stack, StackFileError, load_stack
 from stackcheck.definition import Check, Fix, definition_of
 from stackcheck.model import REF_KEY, CheckFailed, CheckRef, CouldNotCheck
+from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import (
     CommandFacts,
     ContainerFacts,
@@ -37,7 +38,7 @@ from stackcheck.probes.facts import (
     StackFacts,
     StatsFacts,
 )
-from stackcheck.probes.gather import Need, gather
+from stackcheck.probes.gather import Discovery, Need, discover, gather
 from stackcheck.runbook import ALERTS
 from stackcheck.where import needs_of, refs
 
@@ -50,10 +51,22 @@ class Hooks:
     """Hooks stackcheck adds to pytest."""
 
     @pytest.hookspec(firstresult=True)
-    def pytest_stackcheck_gather(self, stack: Stack, needs: frozenset[Need]) -> StackFacts | None:
+    def pytest_stackcheck_gather(
+        self, stack: Stack, needs: frozenset[Need], discovery: Discovery | None
+    ) -> StackFacts | None:
         """Gather the facts ``needs`` names about ``stack`` (default: the probes).
 
-        Runs in a thread of its own. Tests implement it to fabricate facts.
+        ``discovery``: the stack's containers as listed at collection (None: list
+        them). Runs in a thread of its own. Tests implement it to fabricate facts.
+        """
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_stackcheck_discover(self, stack: Stack, deadline: Deadline) -> Discovery | None:
+        """List ``stack``'s containers by service and replica (default: ask the engine).
+
+        Runs in a thread of its own as soon as the plugin is active, bounded by
+        ``deadline``; collection waits for it to name each replica in the test ids.
+        Tests implement it to fabricate replicas.
         """
 
 
@@ -91,8 +104,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_stackcheck_gather(stack: Stack, needs: frozenset[Need]) -> StackFacts:
-    return gather(stack, needs)
+def pytest_stackcheck_gather(
+    stack: Stack, needs: frozenset[Need], discovery: Discovery | None
+) -> StackFacts:
+    return gather(stack, needs, discovery)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_stackcheck_discover(stack: Stack, deadline: Deadline) -> Discovery:
+    return discover(stack, deadline)
 
 
 def activate(config: pytest.Config, conftest: str | Path) -> None:
@@ -126,6 +146,54 @@ def activate(config: pytest.Config, conftest: str | Path) -> None:
     watch.register(config, collector)
 
 
+class DiscoveryRun:
+    """One listing of each stack's containers per process, started when the plugin is active.
+
+    Collection needs it (a scaled service's replicas are test ids), and the
+    gathering reuses it instead of listing again. Bounded by the stack's probe
+    deadline, which starts when the listing does.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._found: dict[str, Discovery] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._deadlines: dict[str, Deadline] = {}
+
+    def start(self, stack: Stack) -> None:
+        deadline = Deadline(stack.timeouts.probe_s)
+
+        def work() -> None:
+            try:
+                found = self.config.hook.pytest_stackcheck_discover(stack=stack, deadline=deadline)
+            except Exception as exc:  # a bug in discovery must not hang or crash the run
+                found = Discovery(
+                    blind=f"listing the containers failed: {type(exc).__name__}: {exc}"
+                )
+            self._found[stack.name] = found
+
+        thread = threading.Thread(target=work, name=f"discover:{stack.name}", daemon=True)
+        self._threads[stack.name] = thread
+        self._deadlines[stack.name] = deadline
+        thread.start()
+
+    def get(self, stack: Stack) -> Discovery:
+        """The listing, waiting for it within its deadline (a small margin guards a bug)."""
+        thread = self._threads.get(stack.name)
+        if thread is None:
+            self.start(stack)
+            thread = self._threads[stack.name]
+        thread.join(timeout=self._deadlines[stack.name].left(floor=0.0) + 1.0)
+        found = self._found.get(stack.name)
+        if found is None:
+            found = Discovery(
+                blind=f"listing the containers of '{stack.name}' did not finish within the "
+                f"{stack.timeouts.probe_s:g} s probe deadline"
+            )
+            self._found[stack.name] = found
+        return found
+
+
 class FactsRun:
     """One gathering per stack per process, started as soon as collection ends."""
 
@@ -135,10 +203,14 @@ class FactsRun:
         self._threads: dict[str, threading.Thread] = {}
         self._errors: dict[str, str] = {}
 
-    def start(self, stack: Stack, needs: frozenset[Need]) -> None:
+    def start(
+        self, stack: Stack, needs: frozenset[Need], discovery: Discovery | None = None
+    ) -> None:
         def work() -> None:
             try:
-                found = self.config.hook.pytest_stackcheck_gather(stack=stack, needs=needs)
+                found = self.config.hook.pytest_stackcheck_gather(
+                    stack=stack, needs=needs, discovery=discovery
+                )
             except Exception as exc:  # a bug in gathering must not hang or crash the run
                 self._errors[stack.name] = f"{type(exc).__name__}: {exc}"
                 return
@@ -163,6 +235,11 @@ class FactsRun:
         return self._facts.get(stack.name)
 
 
+# How the xdist controller hands its replica numbers to the workers, so that
+# every worker collects the same test ids even if a replica comes or goes.
+WORKER_REPLICAS = "stackcheck_replicas"
+
+
 class Collector:
     """Parametrises the checks over the stacks' services, gathers facts, labels reports."""
 
@@ -171,6 +248,10 @@ class Collector:
         self.stacks = {s.name: s for s in stacks}
         self.directories = {directory}
         self.facts = FactsRun(config)
+        self.discovery = DiscoveryRun(config)
+        for stack in stacks:
+            self.discovery.start(stack)
+        self._replicas: dict[str, dict[str, list[int]]] = {}
         self.secrets = sorted({x for s in stacks for x in s.secrets()}, key=len, reverse=True)
         self.collected: set[str] = set()  # node ids of the check items to run
         self.not_applicable: set[str] = set()
@@ -181,6 +262,28 @@ class Collector:
     def ref_id(self, ref: CheckRef) -> str:
         return f"{ref.stack}/{ref.where}" if len(self.stacks) > 1 else ref.where
 
+    def replicas(self, stack: Stack) -> dict[str, list[int]]:
+        """The services of ``stack`` that run several containers, and their numbers.
+
+        An xdist worker takes the controller's, so that all collect the same ids.
+        """
+        found = self._replicas.get(stack.name)
+        if found is None:
+            given = getattr(self.config, "workerinput", {}).get(WORKER_REPLICAS)
+            if isinstance(given, dict) and isinstance(given.get(stack.name), dict):
+                found = {str(k): [int(n) for n in v] for k, v in given[stack.name].items()}
+            else:
+                found = self.discovery.get(stack).replicas
+            self._replicas[stack.name] = found
+        return found
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: every worker collects the replicas this process found."""
+        node.workerinput[WORKER_REPLICAS] = {
+            name: self.replicas(stack) for name, stack in self.stacks.items()
+        }
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         check = definition_of(metafunc.function)
         if check is None:
@@ -188,7 +291,7 @@ class Collector:
         self.check_names.add(check.name)
         params = []
         for stack in self.stacks.values():
-            for ref in refs(stack, check):
+            for ref in refs(stack, check, self.replicas(stack)):
                 marks: list[Any] = [getattr(pytest.mark, alert) for alert in check.alerts]
                 service = stack.services[ref.service]
                 if check.name in service.gaps:
@@ -246,11 +349,16 @@ class Collector:
         self.regather(fresh=False)
 
     def regather(self, fresh: bool = True) -> None:
-        """Start gathering every stack's facts (again, for a new round of --watch)."""
+        """Start gathering every stack's facts (again, for a new round of --watch).
+
+        The first round reuses the containers listed at collection; a new round
+        lists them again (the test ids, replicas included, stay those collected).
+        """
         if fresh:
             self.facts = FactsRun(self.config)
         for name, wanted in self.needs.items():
-            self.facts.start(self.stacks[name], wanted)
+            stack = self.stacks[name]
+            self.facts.start(stack, wanted, None if fresh else self.discovery.get(stack))
 
     def whole_directories(self) -> bool:
         """Whether the command line names every check directory whole (no file, no node id)."""
@@ -359,21 +467,21 @@ def _sighted(found: Any, ref: CheckRef, kind: str) -> Any:
 @pytest.fixture
 def container(ref: CheckRef, facts: StackFacts) -> ContainerFacts:
     """The service's container: state, restarts, health, limits, mounts."""
-    found: ContainerFacts = _sighted(facts.containers.get(ref.service), ref, "container")
+    found: ContainerFacts = _sighted(facts.containers.get(ref.unit), ref, "container")
     return found
 
 
 @pytest.fixture
 def stats(ref: CheckRef, facts: StackFacts) -> StatsFacts:
     """One memory and CPU sample of the service's container, as `docker stats` counts."""
-    found: StatsFacts = _sighted(facts.stats.get(ref.service), ref, "stats")
+    found: StatsFacts = _sighted(facts.stats.get(ref.unit), ref, "stats")
     return found
 
 
 @pytest.fixture
 def logs(ref: CheckRef, facts: StackFacts) -> LogFacts:
     """The recent log lines of the service's container that match the stack's patterns."""
-    found: LogFacts = _sighted(facts.logs.get(ref.service), ref, "logs")
+    found: LogFacts = _sighted(facts.logs.get(ref.unit), ref, "logs")
     return found
 
 
@@ -387,7 +495,7 @@ def pg(ref: CheckRef, facts: StackFacts) -> PgFacts:
 @pytest.fixture
 def net(ref: CheckRef, facts: StackFacts) -> NetFacts:
     """Name lookup, ping and TCP from inside the source of an edge to its target."""
-    found: NetFacts = _sighted(facts.net.get((ref.service, ref.target or "")), ref, "net")
+    found: NetFacts = _sighted(facts.net.get((ref.unit, ref.target or "")), ref, "net")
     return found
 
 
@@ -401,12 +509,12 @@ def http(ref: CheckRef, facts: StackFacts) -> HttpFacts:
 @pytest.fixture
 def datafs(ref: CheckRef, facts: StackFacts) -> DataFsFacts:
     """The filesystem holding the service's PostgreSQL data directory, measured inside."""
-    found: DataFsFacts = _sighted(facts.datafs.get(ref.service), ref, "datafs")
+    found: DataFsFacts = _sighted(facts.datafs.get(ref.unit), ref, "datafs")
     return found
 
 
 @pytest.fixture
 def command(ref: CheckRef, facts: StackFacts) -> CommandFacts:
     """The outcome of the check's own ``command=[...]`` inside the service's container."""
-    found: CommandFacts = _sighted(facts.commands.get((ref.check, ref.service)), ref, "command")
+    found: CommandFacts = _sighted(facts.commands.get((ref.check, ref.unit)), ref, "command")
     return found

@@ -85,5 +85,12 @@ RESTART_DEPENDENTS = Command("$compose restart $dependents", Safety.MUTATING)
 REMOVE = Command("$compose rm --stop --force $service", Safety.DESTRUCTIVE)
 PS_TARGET = Command("$compose ps $target", Safety.READ_ONLY)
 
+# For one replica of a scaled service, compose's per-service commands would act
+# on every replica: these act on the replica's own container instead.
+REPLICA_TEMPLATES = {
+    RESTART.template: "$docker restart $container",
+    REMOVE.template: "$docker rm --force $container",
+}
+
 # Every check is called for by the runbook's own alert.
 ALL = ("api_service_down",)

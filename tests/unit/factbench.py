@@ -10,8 +10,13 @@ hook with healthy facts for every need, then applies the scenario's changes:
      "stats:backend": {"blind": "Docker engine unreachable at unix:///x"}}
 
 Keys are probe keys (``kind:service``, ``net:source->target``,
-``command:service:check``); values set fields of the facts dataclasses. So a
-scenario says what the probes saw, and every verdict is the real check's.
+``command:service:check``; ``kind:service#N`` for replica N of a scaled
+service); values set fields of the facts dataclasses. So a scenario says what
+the probes saw, and every verdict is the real check's.
+
+The key ``@replicas`` says which services run several containers, as the
+collection-time discovery would have found them: ``{"@replicas": {"backend":
+[1, 2, 3]}}``; ``{"@replicas": {"@blind": "why"}}`` fabricates a blind engine.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from stackcheck.probes.facts import (
     StackFacts,
     StatsFacts,
 )
-from stackcheck.probes.gather import Need
+from stackcheck.probes.gather import Discovery, Need
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKS = ROOT / "checks"
@@ -44,7 +49,7 @@ MiB = 2**20
 
 def healthy(stack: Stack, need: Need) -> Any:
     """What a probe sees on a healthy stack."""
-    name = need.service
+    name = need.unit
     project = stack.compose_project
     if need.kind == "container":
         labels = {
@@ -53,9 +58,9 @@ def healthy(stack: Stack, need: Need) -> Any:
             "com.docker.compose.project.config_files": "compose.yml",
         }
         return ContainerFacts(
-            name,
+            need.service,
             found=True,
-            name=f"{project}-{name}-1",
+            name=f"{project}-{need.service}-{need.replica or 1}",
             id="0123456789abcdef0123",
             state="running",
             exit_code=0,
@@ -76,7 +81,7 @@ def healthy(stack: Stack, need: Need) -> Any:
     if need.kind == "logs":
         return LogFacts(name, lines_read=50)
     if need.kind == "pg":
-        facts = postgres.describe(name, stack.services[name].postgres_dsn or "")
+        facts = postgres.describe(name, stack.services[need.service].postgres_dsn or "")
         facts.ping, facts.in_use, facts.max_connections, facts.reserved = "accepting", 5, 30, 3
         return facts
     if need.kind == "net":
@@ -86,7 +91,7 @@ def healthy(stack: Stack, need: Need) -> Any:
             name, target, port, resolve="ok", address="172.18.0.2", ping="ok", port_open="ok"
         )
     if need.kind == "http":
-        url = stack.services[name].health_url or ""
+        url = stack.services[need.service].health_url or ""
         return HttpFacts(
             name, url, status=200, elapsed_s=0.01, body='{"status":"ok"}', json_status="ok"
         )
@@ -106,20 +111,45 @@ def healthy(stack: Stack, need: Need) -> Any:
 
 def _table(facts: StackFacts, need: Need) -> tuple[dict[Any, Any], Any]:
     if need.kind == "net":
-        return facts.net, (need.service, need.target or "")
+        return facts.net, (need.unit, need.target or "")
     if need.kind == "command":
-        return facts.commands, (need.check, need.service)
+        return facts.commands, (need.check, need.unit)
     table = {"container": facts.containers, "stats": facts.stats, "logs": facts.logs}.get(need.kind)
     if table is None:
         table = getattr(facts, need.kind)
-    return table, need.service
+    return table, need.unit
+
+
+REPLICAS = "@replicas"
+
+
+def discovered(changes: dict[str, Any]) -> Discovery:
+    """What the collection-time listing finds: the scenario's ``@replicas``."""
+    given = dict(changes.get(REPLICAS) or {})
+    blind = given.pop("@blind", None)
+    return Discovery(blind=blind, replicas={k: sorted(v) for k, v in given.items() if len(v) > 1})
 
 
 def fabricate(
     stack: Stack, needs: frozenset[Need], changes: dict[str, dict[str, Any]]
 ) -> StackFacts:
-    """Healthy facts for ``needs``, then ``changes`` applied by probe key."""
+    """Healthy facts for ``needs``, then ``changes`` applied by probe key.
+
+    As the real gathering, it adds the container facts of every replica of a
+    scaled service that a check reads (a replica's report counts its siblings).
+    """
     facts = StackFacts()
+    replicas = discovered(changes).replicas
+    facts.replicas = {k: list(v) for k, v in replicas.items()}
+    needs = frozenset(
+        needs
+        | {
+            Need("container", n.service, replica=number)
+            for n in needs
+            if n.kind != "container"
+            for number in replicas.get(n.service, [])
+        }
+    )
     for need in needs:
         table, key = _table(facts, need)
         found = healthy(stack, need)
@@ -140,13 +170,22 @@ from pathlib import Path
 
 import pytest
 
-from factbench import fabricate
+from factbench import discovered, fabricate
+
+
+def _scenario(stack):
+    scenario = json.loads((Path(stack.path).parent / "scenario.json").read_text())
+    return scenario.get(stack.name, {})
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_stackcheck_gather(stack, needs):
-    scenario = json.loads((Path(stack.path).parent / "scenario.json").read_text())
-    return fabricate(stack, needs, scenario.get(stack.name, {}))
+    return fabricate(stack, needs, _scenario(stack))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_stackcheck_discover(stack):
+    return discovered(_scenario(stack))
 '''
 
 

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+# Replicas of one service checked one by one, at most (a bound on test items
+# against a hostile or runaway scale); the ones beyond are named in a warning.
+MAX_REPLICAS = 100
 LOG_LINE_CAP = 240
 LOG_MATCH_CAP = 10
 # What one logs probe reads of a container's output, at most (see read_newest_logs).
@@ -81,12 +85,13 @@ def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
     return docker.from_env(timeout=timeout)
 
 
-# The order a service's containers are judged in: every check reads the first.
-# Until replicas are checked one by one, the one judged must be the live one: a
-# stale container left *created* (an interrupted `up`, a `create` by hand) or
-# *exited* next to the running one would otherwise mark a healthy service as a
-# root cause with an `up -d` fix. Among the dead ones, an exited container goes
-# before a never-started one: its exit code and OOM flag are the evidence.
+# The order a service's containers are judged in. A check of the service as a
+# whole reads the first, and so does a check of one replica among the containers
+# that share its number: the one judged must be the live one, so a stale
+# container left *created* (an interrupted `up`, a `create` by hand) or *exited*
+# next to the running one never marks a healthy service as a root cause with an
+# `up -d` fix. Among the dead ones, an exited container goes before a
+# never-started one: its exit code and OOM flag are the evidence.
 STATE_ORDER = {
     "running": 0,
     "restarting": 1,
@@ -119,6 +124,29 @@ def find_containers(client: docker.DockerClient, stack: Stack) -> dict[str, list
     for group in found.values():
         group.sort(key=judged_first)
     return found
+
+
+def replica_number(container: Container) -> int | None:
+    """The container's compose number (``container-number`` label); None if absent or odd."""
+    value = str((container.labels or {}).get(NUMBER_LABEL, ""))
+    if value.isascii() and value.isdigit() and len(value) <= 6:
+        return int(value)
+    return None
+
+
+def replicas_of(group: list[Container]) -> dict[int, Container]:
+    """A service's containers by replica number, in number order.
+
+    ``group`` is in ``judged_first`` order, so of two containers that share a
+    number (a recreate in progress, a stale copy) the live one stands for it.
+    Containers without a number take no part: compose numbers every one it makes.
+    """
+    found: dict[int, Container] = {}
+    for container in group:
+        number = replica_number(container)
+        if number is not None and number not in found:
+            found[number] = container
+    return dict(sorted(found.items()))
 
 
 def engine_prefix(stack: Stack) -> str:

@@ -150,7 +150,13 @@ class CommandFacts:
 
 @dataclass
 class StackFacts:
-    """Everything one run learned about one stack."""
+    """Everything one run learned about one stack.
+
+    Container-level facts are filed by unit: the service's name, or
+    ``service#N`` for replica N of a service that runs several containers
+    (``containers["backend"]`` is then its judged-first container, the
+    service-level view the hints use). PostgreSQL and HTTP facts are per service.
+    """
 
     containers: dict[str, ContainerFacts] = field(default_factory=dict)
     stats: dict[str, StatsFacts] = field(default_factory=dict)
@@ -161,3 +167,5 @@ class StackFacts:
     datafs: dict[str, DataFsFacts] = field(default_factory=dict)
     commands: dict[tuple[str, str], CommandFacts] = field(default_factory=dict)  # (check, service)
     durations: dict[str, float] = field(default_factory=dict)
+    # Services that run several containers: their replica numbers, ascending.
+    replicas: dict[str, list[int]] = field(default_factory=dict)

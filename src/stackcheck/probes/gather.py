@@ -14,11 +14,12 @@ Nothing here raises: a probe's own failure, or the engine's, becomes the facts'
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from stackcheck.config import Stack
+from stackcheck.model import unit_name
 from stackcheck.probes import docker_probe, network
 from stackcheck.probes.deadline import Batch, Deadline, TimedOut
 from stackcheck.probes.facts import (
@@ -41,7 +42,9 @@ COMMAND_OUTPUT_CAP = 4096
 class Need:
     """One probe a collected check reads: ``kind`` on ``service`` (or the edge to ``target``).
 
-    ``command`` needs carry the check's name and argv.
+    ``replica`` names one container of a service that runs several (container
+    probes only); None reads the service's judged-first container. ``command``
+    needs carry the check's name and argv.
     """
 
     kind: str
@@ -49,16 +52,79 @@ class Need:
     target: str | None = None
     check: str = ""
     argv: tuple[str, ...] = ()
+    replica: int | None = None
+
+    @property
+    def unit(self) -> str:
+        return unit_name(self.service, self.replica)
 
     @property
     def key(self) -> str:
-        return probe_key(self.kind, self.service, self.target, self.check)
+        return probe_key(self.kind, self.unit, self.target, self.check)
 
 
 def probe_key(kind: str, service: str, target: str | None = None, check: str = "") -> str:
-    """How a probe's result and duration are filed: ``pg:db``, ``net:backend->db``."""
+    """How a probe's result and duration are filed: ``pg:db``, ``net:backend#2->db``."""
     where = f"{service}->{target}" if target else service
     return f"{kind}:{where}" + (f":{check}" if check else "")
+
+
+@dataclass
+class Discovery:
+    """The stack's containers, listed once per run and process.
+
+    Listed as soon as the plugin is active, so that collection can name each
+    replica of a scaled service in the test ids; the gathering then reuses the
+    listing (and its client) instead of asking the engine again. ``blind``: the
+    engine could not be asked; every container probe is then could-not-check.
+    """
+
+    blind: str | None = None
+    client: Any = None
+    # Service label -> its containers, in docker_probe.judged_first order.
+    groups: dict[str, list[Any]] = field(default_factory=dict)
+    # The stack file's services that run several containers: their numbers, ascending.
+    replicas: dict[str, list[int]] = field(default_factory=dict)
+    # Services with more than MAX_REPLICAS containers: how many there are.
+    over_cap: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def container(self, service: str, replica: int | None) -> Any | None:
+        """The container a probe of ``service`` (one replica of it, or the whole) reads."""
+        group = self.groups.get(service, [])
+        if replica is None:
+            return group[0] if group else None
+        return docker_probe.replicas_of(group).get(replica)
+
+
+def discover(stack: Stack, deadline: Deadline) -> Discovery:
+    """List the stack's containers (bounded by ``deadline``); never raises."""
+    batch = Batch(deadline)
+
+    def work() -> tuple[Any, dict[str, Any]]:
+        client = docker_probe.connect(stack, deadline)
+        return client, docker_probe.find_containers(client, stack)
+
+    batch.start("discover", work)
+    found = batch.collect()["discover"]
+    duration = batch.durations["discover"]
+    if not isinstance(found, tuple):
+        blind = (
+            docker_probe.describe_engine_error(stack, found)
+            if isinstance(found, BaseException)
+            else f"Docker engine at {docker_probe.engine_address(stack)}: {found}"
+        )
+        return Discovery(blind=blind, duration_s=duration)
+    client, groups = found
+    discovery = Discovery(client=client, groups=groups, duration_s=duration)
+    for service in stack.services:
+        numbers = list(docker_probe.replicas_of(groups.get(service, [])))
+        if len(numbers) > docker_probe.MAX_REPLICAS:
+            discovery.over_cap[service] = len(numbers)
+            numbers = numbers[: docker_probe.MAX_REPLICAS]
+        if len(numbers) > 1:
+            discovery.replicas[service] = numbers
+    return discovery
 
 
 def _probe_error(result: Any) -> str | None:
@@ -70,8 +136,8 @@ def _probe_error(result: Any) -> str | None:
     return None
 
 
-def gather(stack: Stack, needs: Collection[Need]) -> StackFacts:
-    """Facts for exactly the given needs."""
+def gather(stack: Stack, needs: Collection[Need], discovery: Discovery | None = None) -> StackFacts:
+    """Facts for exactly the given needs; ``discovery``: the containers, if listed already."""
     deadline = Deadline(stack.timeouts.probe_s)
     connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
     facts = StackFacts()
@@ -87,10 +153,18 @@ def gather(stack: Stack, needs: Collection[Need]) -> StackFacts:
 
     docker_needs = [n for n in needs if n.kind in DOCKER_KINDS]
     if docker_needs:
-        # Container facts of every service involved: the hints need their compose labels.
-        services = {n.service for n in needs} | {n.target for n in needs if n.target}
-        docker_needs += [Need("container", s) for s in sorted(services)]
-        _gather_docker(stack, set(docker_needs), deadline, facts)
+        if discovery is None:
+            discovery = discover(stack, deadline)
+        facts.durations["discover"] = discovery.duration_s
+        facts.replicas = {k: list(v) for k, v in discovery.replicas.items()}
+        # Container facts of every service involved: the hints need their compose
+        # labels, and a replica's report says how many of its siblings run.
+        involved = {n.service for n in needs} | {n.target for n in needs if n.target}
+        for name in sorted(involved):
+            docker_needs.append(Need("container", name))
+            for number in discovery.replicas.get(name, []):
+                docker_needs.append(Need("container", name, replica=number))
+        _gather_docker(stack, set(docker_needs), deadline, facts, discovery)
 
     results = early.collect()
     facts.durations.update(early.durations)
@@ -139,51 +213,52 @@ def _http_probe(service: str, url: str, deadline: Deadline, connect_s: float) ->
     return http.http_facts(service, url, deadline, connect_s)
 
 
-def _gather_docker(stack: Stack, needs: set[Need], deadline: Deadline, facts: StackFacts) -> None:
-    discovery = Batch(deadline)
-
-    def discover() -> tuple[Any, dict[str, Any]]:
-        client = docker_probe.connect(stack, deadline)
-        return client, docker_probe.find_containers(client, stack)
-
-    discovery.start("discover", discover)
-    found = discovery.collect()["discover"]
-    facts.durations["discover"] = discovery.durations["discover"]
-    if not isinstance(found, tuple):
-        blind = (
-            docker_probe.describe_engine_error(stack, found)
-            if isinstance(found, BaseException)
-            else f"Docker engine at {docker_probe.engine_address(stack)}: {found}"
-        )
+def _gather_docker(
+    stack: Stack, needs: set[Need], deadline: Deadline, facts: StackFacts, discovery: Discovery
+) -> None:
+    if discovery.blind is not None:
         for need in needs:
-            _file(stack, facts, need, blind=blind)
+            _file(stack, facts, need, blind=discovery.blind)
         return
-    client, groups = found
+    client = discovery.client
 
     # Container facts first: the others need the container's state and mounts.
+    # A service's judged-first container is also one of its replicas: inspected once.
     containers = [n for n in needs if n.kind == "container"]
     batch = Batch(deadline)
+    task_of: dict[Need, str] = {}
+    launched: set[str] = set()
+    for need in sorted(containers, key=lambda n: (n.service, n.replica is None, n.replica or 0)):
+        found = discovery.container(need.service, need.replica)
+        task = f"container-id:{found.id}" if found is not None else need.key
+        task_of[need] = task
+        if task not in launched:
+            launched.add(task)
+            group = [found] if found is not None else []
+            batch.start(
+                task, partial(docker_probe.container_facts, client, need.service, group, stack)
+            )
+    results = batch.collect()
     for need in containers:
-        group = groups.get(need.service, [])
-        batch.start(
-            need.key, partial(docker_probe.container_facts, client, need.service, group, stack)
-        )
-    _collect(stack, facts, batch, containers)
+        result = results[task_of[need]]
+        facts.durations[need.key] = batch.durations[task_of[need]]
+        _file_result(stack, facts, need, result)
 
     batch = Batch(deadline)
     started = []
     for need in needs:
         if need.kind == "container":
             continue
-        group = groups.get(need.service, [])
-        state = group[0].status if group else "missing"
-        if not group or (state != "running" and need.kind != "logs"):
+        container = discovery.container(need.service, need.replica)
+        state = container.status if container is not None else "missing"
+        if container is None or (state != "running" and need.kind != "logs"):
             # The stack's fault, not a blind spot: nothing runs in a stopped container.
-            what = "no container for this service" if not group else f"container is {state}"
-            _file(stack, facts, need, error=f"cannot look inside {need.service}: {what}")
+            what = "no container for this service" if container is None else f"container is {state}"
+            if container is None and need.replica is not None:
+                what = f"no container number {need.replica} of this service"
+            _file(stack, facts, need, error=f"cannot look inside {need.unit}: {what}")
             continue
-        task = _task(client, stack, need, group[0], facts, deadline)
-        batch.start(need.key, task)
+        batch.start(need.key, _task(client, stack, need, container, facts, deadline))
         started.append(need)
     _collect(stack, facts, batch, started)
 
@@ -191,7 +266,7 @@ def _gather_docker(stack: Stack, needs: set[Need], deadline: Deadline, facts: St
 def _task(
     client: Any, stack: Stack, need: Need, container: Any, facts: StackFacts, deadline: Deadline
 ) -> Callable[[], Any]:
-    name = need.service
+    name = need.unit  # what the evidence names: the service, or one replica of it
     if need.kind == "stats":
         return partial(docker_probe.stats_facts, client, name, container)
     if need.kind == "logs":
@@ -212,13 +287,16 @@ def _collect(stack: Stack, facts: StackFacts, batch: Batch, needs: list[Need]) -
     results = batch.collect()
     facts.durations.update(batch.durations)
     for need in needs:
-        result = results[need.key]
-        if isinstance(result, BaseException):
-            _file(stack, facts, need, blind=docker_probe.describe_engine_error(stack, result))
-        elif isinstance(result, TimedOut):
-            _file(stack, facts, need, blind=f"the Docker engine: {result}")
-        else:
-            _file(stack, facts, need, result=result)
+        _file_result(stack, facts, need, results[need.key])
+
+
+def _file_result(stack: Stack, facts: StackFacts, need: Need, result: Any) -> None:
+    if isinstance(result, BaseException):
+        _file(stack, facts, need, blind=docker_probe.describe_engine_error(stack, result))
+    elif isinstance(result, TimedOut):
+        _file(stack, facts, need, blind=f"the Docker engine: {result}")
+    else:
+        _file(stack, facts, need, result=result)
 
 
 def _file(
@@ -229,10 +307,13 @@ def _file(
     blind: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Put a probe's result (or why there is none) where the fixtures look for it."""
-    name = need.service
+    """Put a probe's result (or why there is none) where the fixtures look for it.
+
+    Filed by unit: ``backend``, or ``backend#2`` for one replica of a scaled service.
+    """
+    name = need.unit
     if need.kind == "container":
-        facts.containers[name] = result or ContainerFacts(name, blind=blind)
+        facts.containers[name] = result or ContainerFacts(need.service, blind=blind)
     elif need.kind == "stats":
         facts.stats[name] = result or StatsFacts(name, blind=blind, error=error)
     elif need.kind == "logs":

@@ -20,14 +20,23 @@ A container failure of S is never blamed on another service, so two independent
 faults stay two root causes. Each consequence names one root cause: of the roots
 that explain it (through any chain), the first in ``order``: a dependency's
 fault before its dependent's, lower layers first.
+
+Replicas. A service that runs several containers has its container-level checks
+run per replica (``backend#2``). A check failing on *every* replica is the
+service's failure, and explains as above (a consequence on replica N names the
+root on replica N). A check failing on only some replicas is a partial outage:
+it explains only failures of the same replica (its own higher layers, the
+network checks from it); never a check of the service as a whole
+(``http_health``), nor another service. It is a root cause of its own, and
+failures of the service as a whole stay root causes beside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from stackcheck.config import Stack
+from stackcheck.config import Service, Stack
 from stackcheck.definition import Check, Layer
 from stackcheck.model import CheckRef
 from stackcheck.report import graph
@@ -47,7 +56,7 @@ def order(stack: Stack, ref: CheckRef, check: Check) -> tuple[int | str, ...]:
         check.rank,
         ref.check,
         known.position.get(ref.target, unknown) if ref.target else -1,
-    )
+    ) + (() if ref.replica is None else (ref.replica,))
 
 
 def explains(stack: Stack, a: CheckRef, b: CheckRef, checks: Checks) -> bool:
@@ -78,8 +87,71 @@ class Analysis:
         return [c for c, r in self.cause.items() if r == root]
 
 
-def analyse(stack: Stack, failures: Checks) -> Analysis:
+def whole(failures: Checks, replicas: Mapping[str, int] | None = None) -> set[CheckRef]:
+    """The failures of one replica whose check fails on every replica of the service.
+
+    ``replicas``: how many containers each scaled service runs; by default, as
+    many as have a failure here.
+    """
+    failing: dict[tuple[str, str | None, str], set[int]] = {}
+    seen: dict[str, set[int]] = {}
+    for ref in failures:
+        if ref.replica is not None:
+            failing.setdefault((ref.service, ref.target, ref.check), set()).add(ref.replica)
+            seen.setdefault(ref.service, set()).add(ref.replica)
+    counts = {s: len(n) for s, n in seen.items()}
+    counts.update(replicas or {})
+    return {
+        ref
+        for ref in failures
+        if ref.replica is not None
+        and len(failing[(ref.service, ref.target, ref.check)]) >= counts[ref.service]
+    }
+
+
+def analyse(stack: Stack, failures: Checks, replicas: Mapping[str, int] | None = None) -> Analysis:
     """Split one stack's failing checks into root causes and their consequences.
+
+    ``replicas``: how many containers each scaled service runs (see the module).
+    """
+    partial = {ref for ref in failures if ref.replica is not None} - whole(failures, replicas)
+    if not any(ref.replica is not None for ref in failures):
+        return _analyse(stack, failures)
+    # A failure of only some replicas sits on a service of its own, "backend#2",
+    # that needs "backend" (so what explains the service explains it too) and
+    # that nothing needs (so it explains nothing beyond itself).
+    placed = {
+        ref: replace(ref, service=ref.unit, replica=None) if ref in partial else ref
+        for ref in failures
+    }
+    back = {v: k for k, v in placed.items()}
+    services: dict[str, Service] = {}
+    units = sorted({(ref.service, ref.replica or 0) for ref in partial})
+    for name, service in stack.services.items():
+        services[name] = service
+        for owner, number in units:
+            if owner == name:
+                unit = f"{name}#{number}"
+                services[unit] = Service(unit, depends_on=(name,))
+    analysis = _analyse(
+        replace(stack, services=services), {placed[r]: failures[r] for r in failures}
+    )
+    roots = sorted((back[r] for r in analysis.roots), key=lambda r: order(stack, r, failures[r]))
+    rooted = set(roots)
+    cause = {}
+    for placed_ref, placed_root in analysis.cause.items():
+        ref, root = back[placed_ref], back[placed_root]
+        # The same fault on every replica: replica N's consequence names replica N's root.
+        if ref.replica is not None and root.replica not in (None, ref.replica):
+            own = replace(root, replica=ref.replica)
+            if own in rooted:
+                root = own
+        cause[ref] = root
+    return Analysis(roots=roots, cause=cause)
+
+
+def _analyse(stack: Stack, failures: Checks) -> Analysis:
+    """``analyse`` on failures placed on services (no replica left partial).
 
     The result is the one the rules give pair by pair (``explains``), with the
     roots searched through every chain of explanations, but reached in time

@@ -18,6 +18,7 @@ from stackcheck.definition import Check, Safety
 from stackcheck.model import CheckFailed, CheckRef, Payload
 from stackcheck.report import graph, registry
 from stackcheck.report.redact import redact
+from stackcheck.runbook import REPLICA_TEMPLATES
 
 # Context values that are not worth quoting beside the evidence.
 _UNQUOTED = frozenset({"compose_cmd", "docker_cmd", "container_id", "log_lines"})
@@ -29,7 +30,14 @@ _VERDICT = f"{CheckFailed.__module__}.{CheckFailed.__qualname__}:"
 
 
 def ref_of(payload: Payload) -> CheckRef:
-    return CheckRef(payload["stack"], payload["check"], payload["service"], payload.get("target"))
+    replica = payload.get("replica")
+    return CheckRef(
+        payload["stack"],
+        payload["check"],
+        payload["service"],
+        payload.get("target"),
+        replica if isinstance(replica, int) and not isinstance(replica, bool) else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class Hint:
     commands: tuple[tuple[Safety, str], ...]
     facts: tuple[tuple[str, str], ...]
     log_lines: tuple[str, ...]
+    # For a check of one replica: which replicas fail it and how many serve.
+    replicas: str | None = None
 
     @property
     def headline(self) -> str:
@@ -61,6 +71,8 @@ class Hint:
             first, *rest = self.evidence.splitlines() or [""]
             lines.append(f"evidence: {first}")
             lines.extend(f"  {line}" for line in rest)
+        if self.replicas:
+            lines.append(f"replicas: {self.replicas}")
         if self.facts:
             lines.append("live: " + ", ".join(f"{k}={v}" for k, v in self.facts))
         if self.log_lines:
@@ -81,6 +93,8 @@ class Hint:
         lines = [f"consequence of {root} — fix that first"]
         if self.evidence:
             lines.append(f"evidence: {self.evidence.splitlines()[0]}")
+        if self.replicas:
+            lines.append(f"replicas: {self.replicas}")
         return "\n".join([*lines, *self.command_lines(only=Safety.READ_ONLY)])
 
 
@@ -111,6 +125,22 @@ class _Values(dict[str, str]):
         return f"<{key}>"
 
 
+def _for_replicas(template: str, ref: CheckRef, context: dict[str, Any]) -> str:
+    """A command template as it must read for a scaled service, or one replica of it.
+
+    ``up -d SERVICE`` keeps the service's scale (without ``--scale`` compose
+    would remove the other replicas); a restart or removal of one replica acts on
+    its own container, not on every replica.
+    """
+    if ref.replica is not None:
+        template = REPLICA_TEMPLATES.get(template, template)
+    scale = context.get("scale")
+    scaled = isinstance(scale, int) and not isinstance(scale, bool) and scale > 1
+    if scaled and "$target" not in template:
+        template = template.replace("$compose up -d ", f"$compose up -d --scale $service={scale} ")
+    return template
+
+
 def render(payload: Payload, key: str | None = None) -> Hint:
     """The hint for one check's payload; every string in it is already redacted.
 
@@ -136,7 +166,10 @@ def render(payload: Payload, key: str | None = None) -> Hint:
         dependents=" ".join(shlex.quote(d) for d in dependents),
     )
     commands = tuple(
-        (c.safety, redact(Template(c.template).safe_substitute(values)))
+        (
+            c.safety,
+            redact(Template(_for_replicas(c.template, ref, context)).safe_substitute(values)),
+        )
         for c in check.fix.commands
         # "restart the services that use it" means nothing when none do.
         if dependents or "$dependents" not in c.template

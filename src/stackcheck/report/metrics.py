@@ -11,7 +11,9 @@ from stackcheck.report.escalation import Incident
 from stackcheck.report.files import write_atomic
 from stackcheck.report.run import HEALTHY, UNHEALTHY, UNKNOWN, Run
 
-LABELS = ("stack", "service", "check", "target")  # target is "" off network checks
+# target is "" off network checks; replica is the container number of one
+# replica of a scaled service ("" for a check of a service as a whole).
+LABELS = ("stack", "service", "check", "target", "replica")
 
 
 def write(path: Path, run: Run, incidents: Mapping[str, Incident | None] | None = None) -> None:
@@ -72,7 +74,8 @@ def write(path: Path, run: Run, incidents: Mapping[str, Incident | None] | None 
             if row.result.outcome == "skipped":
                 continue
             ref = row.result.ref
-            labels = (name, ref.service, ref.check, ref.target or "")
+            replica = "" if ref.replica is None else str(ref.replica)
+            labels = (name, ref.service, ref.check, ref.target or "", replica)
             if row.result.blind:
                 blind.labels(*labels).set(1)
             else:

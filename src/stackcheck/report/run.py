@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +22,40 @@ class Row:
     label: str  # service:check, prefixed with stack/ when a run has several stacks
     caused_by: str | None  # label of the root cause; None for a root cause or a pass
     hint: Hint | None  # for failing checks only
+    # A failing check of one replica: which replicas fail it, how many serve.
+    replicas: Replicas | None = None
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """One check on the replicas of a scaled service, as a failure of one of them shows it."""
+
+    service: str
+    count: int  # containers the service runs
+    failing: tuple[int, ...]  # replicas on which this check failed
+    running: tuple[int, ...] | None  # replicas whose container runs (None: not known)
+
+    @property
+    def total(self) -> bool:
+        """Every replica fails it: the service is down, not one replica of it."""
+        return len(self.failing) >= self.count
+
+    def text(self) -> str:
+        numbers = ", ".join(f"#{n}" for n in self.failing)
+        what = "service down" if self.total else "partial outage"
+        line = f"{what}: fails on {len(self.failing)} of {self.count} replicas of {self.service} ({numbers})"
+        if self.running is None:
+            return line
+        serving = ", ".join(f"#{n}" for n in self.running) or "none"
+        return f"{line}; {len(self.running)} of {self.count} serving (running: {serving})"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "failing": list(self.failing),
+            "running": None if self.running is None else list(self.running),
+            "outage": "total" if self.total else "partial",
+        }
 
 
 def status(failed: bool, blind: bool, partial: bool) -> str:
@@ -101,6 +135,40 @@ class Run:
         return Run(self.started_at, self.finished_at, [stack_run], stack_run.partial)
 
 
+def replica_counts(results: Sequence[CheckResult]) -> dict[str, int]:
+    """How many containers each scaled service runs, as the checks of its replicas saw it."""
+    seen: dict[str, set[int]] = {}
+    counts: dict[str, int] = {}
+    for result in results:
+        ref = result.ref
+        if ref.replica is None:
+            continue
+        seen.setdefault(ref.service, set()).add(ref.replica)
+        told = result.payload.get("replicas")
+        if isinstance(told, dict) and isinstance(told.get("count"), int):
+            counts[ref.service] = max(counts.get(ref.service, 0), told["count"])
+    return {s: max(len(n), counts.get(s, 0)) for s, n in seen.items()}
+
+
+def _replicas(
+    result: CheckResult, failing: Mapping[CheckRef, object], counts: Mapping[str, int]
+) -> Replicas | None:
+    ref = result.ref
+    if ref.replica is None or ref.service not in counts:
+        return None
+    numbers = sorted(
+        f.replica
+        for f in failing
+        if f.replica is not None
+        and (f.service, f.target, f.check) == (ref.service, ref.target, ref.check)
+    )
+    told = result.payload.get("replicas")
+    running = None
+    if isinstance(told, dict) and isinstance(told.get("running"), list):
+        running = tuple(sorted(n for n in told["running"] if isinstance(n, int)))
+    return Replicas(ref.service, counts[ref.service], tuple(numbers), running)
+
+
 def build(
     results: Sequence[CheckResult],
     stacks: Sequence[Stack],
@@ -124,15 +192,16 @@ def build(
             return f"{ref.stack}/{ref.key}" if several else ref.key
 
         checks = {r.ref: r.check for r in mine}
-        analysis = causes.analyse(stack, {r.ref: r.check for r in mine if r.failing})
-        rows = [
-            Row(
-                result=r,
-                label=label(r.ref),
-                caused_by=label(analysis.cause[r.ref]) if r.ref in analysis.cause else None,
-                hint=render(r.payload, label(r.ref)) if r.failing else None,
-            )
-            for r in sorted(mine, key=lambda r: causes.order(stack, r.ref, checks[r.ref]))
-        ]
+        failing = {r.ref: r.check for r in mine if r.failing}
+        counts = replica_counts(mine)
+        analysis = causes.analyse(stack, failing, counts)
+        rows = []
+        for r in sorted(mine, key=lambda r: causes.order(stack, r.ref, checks[r.ref])):
+            hint = render(r.payload, label(r.ref)) if r.failing else None
+            replicas = _replicas(r, failing, counts) if r.failing else None
+            if hint is not None and replicas is not None:
+                hint = replace(hint, replicas=replicas.text())
+            caused_by = label(analysis.cause[r.ref]) if r.ref in analysis.cause else None
+            rows.append(Row(r, label(r.ref), caused_by, hint, replicas))
         runs.append(StackRun(stack, rows, partial))
     return Run(started_at, finished_at, runs, partial)

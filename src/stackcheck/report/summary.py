@@ -24,6 +24,8 @@ def _check(row: Row) -> dict[str, Any]:
         "stack": ref.stack,
         "service": ref.service,
         "target": ref.target,
+        "replica": ref.replica,
+        "replicas": row.replicas.to_json() if row.replicas else None,
         "key": row.label,
         "nodeid": row.result.nodeid,
         "outcome": row.result.outcome,
