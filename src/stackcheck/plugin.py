@@ -16,6 +16,7 @@ it off with a one-line usage error instead of a traceback.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,16 @@ class Collector:
             if isinstance(given, dict) and isinstance(given.get(stack.name), dict):
                 found = {str(k): [int(n) for n in v] for k, v in given[stack.name].items()}
             else:
-                found = self.discovery.get(stack).replicas
+                discovery = self.discovery.get(stack)
+                found = discovery.replicas
+                for service, count in discovery.over_cap.items():
+                    warnings.warn(
+                        pytest.PytestWarning(
+                            f"stack '{stack.name}': service {service} runs {count} containers; "
+                            f"only the {len(found[service])} lowest-numbered are checked"
+                        ),
+                        stacklevel=1,
+                    )
             self._replicas[stack.name] = found
         return found
 

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from definitions import definitions
 from reportbench import CheckRun, remediation
 
 from stackcheck.config import Service, Stack
 from stackcheck.model import CheckRef
+from stackcheck.probes import docker_probe
+from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.docker_probe import (
+    MAX_REPLICAS,
     NUMBER_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
@@ -25,6 +29,7 @@ from stackcheck.probes.docker_probe import (
     replica_number,
     replicas_of,
 )
+from stackcheck.probes.gather import discover
 from stackcheck.report.causes import analyse
 from stackcheck.where import needs_of, refs
 
@@ -142,6 +147,29 @@ def test_replicas_by_number_the_live_one_of_a_number_wins() -> None:
     assert list(found) == [1, 2, 3]
     assert [c.name for c in found.values()] == ["tb-backend-1", "tb-backend-2", "tb-backend-3"]
     assert replica_number(containers[4]) is None  # type: ignore[arg-type]
+
+
+def test_discovery_bounds_the_replicas_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    many = [FakeContainer(f"tb-backend-{n}", "running", str(n)) for n in range(1, 106)]
+    many.append(FakeContainer("tb-db-1", "running", "1", service="db"))
+    monkeypatch.setattr(docker_probe, "connect", lambda stack, deadline: FakeClient(many))
+    found = discover(STACK, Deadline(5))
+    assert found.blind is None
+    assert found.replicas == {"backend": list(range(1, MAX_REPLICAS + 1))}
+    assert found.over_cap == {"backend": 105}
+    assert found.container("backend", 7).name == "tb-backend-7"
+    assert found.container("backend", 106) is None
+    assert found.container("db", None).name == "tb-db-1"
+
+
+def test_a_refusing_engine_is_a_blind_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(stack: Stack, deadline: Deadline) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr(docker_probe, "connect", refuse)
+    found = discover(STACK, Deadline(5))
+    assert found.replicas == {}
+    assert found.blind and "connection refused" in found.blind
 
 
 def _analysis(
