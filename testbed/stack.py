@@ -13,6 +13,7 @@ Only Docker objects labelled with this testbed's compose project are touched.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -737,9 +738,25 @@ class Testbed:
                 else None
             )
 
-        found = wait_for(all_running, 60, f"{REPLICAS} backend replicas running")
-        wait_for(lambda: self.health() == "200", 30, "backend /health 200 on the scaled backend")
+        found = wait_for(all_running, self.timeout, f"{REPLICAS} backend replicas running")
+
+        def all_serve() -> bool:
+            return all(self._replica_health(c) == "200" for c in found.values())
+
+        # Three app starts at once: allow them twice a single start's time.
+        wait_for(
+            all_serve, 2 * self.timeout, f"/health 200 from each of {REPLICAS} backend replicas"
+        )
         return found
+
+    def _replica_health(self, container: Container) -> str:
+        """GET /health of one replica, on the host port it publishes."""
+        port = self._host_port(container)
+        if port is None:
+            return "down"
+        other = copy.copy(self)  # the same testbed (local or remote), asked on that port
+        other.backend_port = port
+        return other.health(timeout=5.0)
 
     def _host_port(self, container: Container) -> int | None:
         container.reload()
@@ -786,7 +803,9 @@ class Testbed:
             30,
             f"the kernel to OOM-kill backend replica {number} and docker to restart it",
         )
-        wait_for(lambda: self.health() == "200", 30, "backend /health 200 after the OOM kill")
+        wait_for(
+            lambda: self.health() == "200", self.timeout, "backend /health 200 after the OOM kill"
+        )
 
     # --------------------------------------------------------------- helpers
 
