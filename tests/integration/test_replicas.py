@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from testbed import Testbed
-from testbed.stack import REPLICAS
+from testbed.stack import REPLICAS, wait_for
 from tests.checkrun import CheckRun, check_ids, run_checks
 
 NUMBERS = list(range(1, REPLICAS + 1))
@@ -41,7 +41,7 @@ def _broken(testbed: Testbed, tmp: Path, fault: str) -> Iterator[tuple[int, Chec
         testbed.reset()
         # Back to the normal stack: one backend, on its fixed port, serving.
         assert list(testbed.replicas("backend")) == [1]
-        assert testbed.health() == "200"
+        wait_for(lambda: testbed.health() == "200", 60, "backend /health 200 after the reset")
 
 
 @pytest.fixture(scope="module")
