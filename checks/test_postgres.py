@@ -18,11 +18,13 @@ ALERTS = (*ALL, "database_connection_failed")
 
 
 def _postgres(service: object) -> bool:
-    return bool(getattr(service, "postgres_dsn", None))
+    # A DSN, or the in-container path (postgres_via = "exec") with its role.
+    return bool(getattr(service, "postgres", None) or getattr(service, "postgres_dsn", None))
 
 
 def _server(pg: PgFacts) -> str:
-    return f"{pg.host}:{pg.port}"
+    # The in-container path before pg_isready said where it asked: "inside db".
+    return f"{pg.host}:{pg.port}" if pg.port else pg.host
 
 
 def _psql(sql: str) -> Command:

@@ -19,7 +19,7 @@ from typing import Any
 
 from stackcheck.config import load_stack
 from stackcheck.definition import Check
-from stackcheck.probes.gather import DOCKER_KINDS
+from stackcheck.probes.gather import through_engine
 from stackcheck.report.files import slug
 from stackcheck.where import refs
 from tests.unit.definitions import definitions
@@ -133,6 +133,7 @@ def check_ids(
     return {
         f"test_{check.name}[{ref.where}]"
         for check in check_definitions()
-        if not engine_only or DOCKER_KINDS & set(check.facts)
         for ref in refs(stack, check, replicas)
+        if not engine_only
+        or any(through_engine(stack.services[ref.service], kind) for kind in check.facts)
     }

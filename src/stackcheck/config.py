@@ -107,9 +107,23 @@ class Service:
     health_url: str | None = None
     port: int | None = None
     postgres_dsn: str | None = None
+    # How the PostgreSQL checks reach the server: "dsn" (psycopg from the
+    # checker, through postgres_dsn) or "exec" (pg_isready and psql inside this
+    # service's container, through the engine, as postgres_user on postgres_db).
+    postgres_via: str = "dsn"
+    postgres_user: str | None = None
+    postgres_db: str | None = None
+    # How http_health fetches health_url: "host" (from the checker) or "exec"
+    # (curl inside this service's container, through the engine).
+    health_via: str = "host"
     # Checks that cannot run on this service by design (e.g. no ping in a slim
     # image): skipped with this reason, instead of "could not check" every run.
     gaps: tuple[str, ...] = ()
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the PostgreSQL checks apply: a DSN, or the in-container path."""
+        return bool(self.postgres_dsn) or self.postgres_via == "exec"
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,9 @@ MAX_PATTERN_CHARS = 500
 MAX_GAPS = 64
 MAX_GAP_CHARS = 64
 MAX_PROBE_S = 300.0
+MAX_PG_NAME = 63  # PostgreSQL's NAMEDATALEN - 1
+POSTGRES_VIA = ("dsn", "exec")
+HEALTH_VIA = ("host", "exec")
 DAY_S = 86400.0
 MAX_NOTIFY_URLS = 10
 
@@ -238,6 +255,27 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "health_url": (str, f"HTTP URL that must answer 200 (at most {MAX_URL} characters)"),
         "port": (int, "port the others reach it on inside the compose network"),
         "postgres_dsn": (str, "libpq URL or key=value string; enables the PostgreSQL checks"),
+        "postgres_via": (
+            str,
+            "how the PostgreSQL checks reach the server: 'dsn' (default: from the checker "
+            "through postgres_dsn) or 'exec' (pg_isready and psql inside this service's "
+            "container, through the engine; no port needs publishing)",
+        ),
+        "postgres_user": (
+            str,
+            f"with postgres_via = 'exec': the role pg_isready and psql use (default: the "
+            f"DSN's user); at most {MAX_PG_NAME} characters",
+        ),
+        "postgres_db": (
+            str,
+            f"with postgres_via = 'exec': the database (default: the DSN's dbname, else the "
+            f"user); at most {MAX_PG_NAME} characters",
+        ),
+        "health_via": (
+            str,
+            "how http_health fetches health_url: 'host' (default: from the checker) or "
+            "'exec' (curl inside this service's container, through the engine)",
+        ),
         "gaps": (
             list,
             "checks this service cannot support by design (skipped, not blind); "
@@ -388,6 +426,66 @@ def _gaps(path: Path, where: str, gaps: list[str]) -> tuple[str, ...]:
     return _strings(path, name, gaps, MAX_GAPS)
 
 
+def _choice(
+    path: Path, where: str, data: dict[str, Any], key: str, choices: tuple[str, ...]
+) -> str:
+    value: str = data.get(key, choices[0])
+    if value not in choices:
+        known = " or ".join(repr(c) for c in choices)
+        raise StackFileError(f"{path}: '{where}.{key}' must be {known}, got {_quoted(value)}")
+    return value
+
+
+def _pg_name(path: Path, name: str, value: str) -> str:
+    """A role or database name for pg_isready/psql's argv: printable, 1 to 63 characters."""
+    if not value or len(value) > MAX_PG_NAME or not value.isprintable():
+        raise StackFileError(
+            f"{path}: '{name}' {_quoted(value)} must be printable text of 1 to "
+            f"{MAX_PG_NAME} characters (PostgreSQL's limit for names)"
+        )
+    return value
+
+
+def _postgres_exec(
+    path: Path,
+    where: str,
+    data: dict[str, Any],
+    via: str,
+    dsn: str | None,
+    dsn_parts: dict[str, Any],
+) -> tuple[str | None, str | None]:
+    """(user, database) of the in-container path; (None, None) for the DSN path."""
+    if via == "dsn":
+        for key in ("postgres_user", "postgres_db"):
+            if key in data:
+                raise StackFileError(
+                    f"{path}: '{where}.{key}' applies only with "
+                    f"'{where}.postgres_via' = 'exec' (the DSN path takes them from the DSN)"
+                )
+        if "postgres_via" in data and dsn is None:
+            raise StackFileError(
+                f"{path}: '{where}.postgres_via' = 'dsn' needs '{where}.postgres_dsn'"
+            )
+        return None, None
+    if dsn_parts.get("password"):
+        # The in-container path never reads a password: psql takes the
+        # container's own. One in the file would be a secret kept for nothing.
+        raise StackFileError(
+            f"{path}: '{where}.postgres_dsn' holds a password, which postgres_via = 'exec' "
+            "never uses (psql inside the container takes the container's own "
+            "PGPASSWORD or POSTGRES_PASSWORD): remove it"
+        )
+    user = data.get("postgres_user") or dsn_parts.get("user")
+    if not user:
+        raise StackFileError(
+            f"{path}: '{where}.postgres_via' = 'exec' needs '{where}.postgres_user' "
+            "(or a user in postgres_dsn)"
+        )
+    user = _pg_name(path, f"{where}.postgres_user", str(user))
+    dbname = data.get("postgres_db") or dsn_parts.get("dbname") or user
+    return user, _pg_name(path, f"{where}.postgres_db", str(dbname))
+
+
 def _service(path: Path, name: str, table: Any) -> Service:
     where = f"services.{name}"
     if not SERVICE_NAME.fullmatch(name):
@@ -403,20 +501,33 @@ def _service(path: Path, name: str, table: Any) -> Service:
     if port is not None and not 0 < port < 65536:
         raise StackFileError(f"{path}: '{where}.port' must be between 1 and 65535")
     dsn = data.get("postgres_dsn")
+    dsn_parts: dict[str, Any] = {}
     if dsn is not None:
         try:
-            conninfo_to_dict(dsn)
+            dsn_parts = conninfo_to_dict(dsn)
         except Exception:
             # The library's message may quote the DSN, password included.
             raise StackFileError(
                 f"{path}: '{where}.postgres_dsn' is not a valid libpq DSN"
             ) from None
+    health_via = _choice(path, where, data, "health_via", HEALTH_VIA)
+    if health_via == "exec" and url is None:
+        raise StackFileError(
+            f"{path}: '{where}.health_via' = 'exec' needs '{where}.health_url', "
+            "the URL as the container itself reaches it"
+        )
+    postgres_via = _choice(path, where, data, "postgres_via", POSTGRES_VIA)
+    user, dbname = _postgres_exec(path, where, data, postgres_via, dsn, dsn_parts)
     return Service(
         name=name,
         depends_on=_strings(path, f"{where}.depends_on", data.get("depends_on", []), MAX_EDGES),
         health_url=url,
         port=port,
         postgres_dsn=dsn,
+        postgres_via=postgres_via,
+        postgres_user=user,
+        postgres_db=dbname,
+        health_via=health_via,
         gaps=_gaps(path, where, data.get("gaps", [])),
     )
 

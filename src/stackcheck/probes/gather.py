@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from stackcheck.config import Stack
+from stackcheck.config import Service, Stack
 from stackcheck.model import unit_name
 from stackcheck.probes import docker_probe, network
 from stackcheck.probes.deadline import Batch, Deadline, TimedOut
@@ -127,6 +127,33 @@ def discover(stack: Stack, deadline: Deadline) -> Discovery:
     return discovery
 
 
+def through_engine(service: Service, kind: str) -> bool:
+    """Whether a ``kind`` probe of ``service`` runs through the Docker engine.
+
+    The per-service paths of the stack file decide it for PostgreSQL
+    (``postgres_via``) and HTTP (``health_via``): "exec" runs the runbook's
+    command inside the container, so no port needs publishing. A future path
+    (an SSH tunnel to an unpublished port, say) is one more value here and one
+    more branch in ``_early_task``/``_task``.
+    """
+    if kind == "pg":
+        return service.postgres_via == "exec"
+    if kind == "http":
+        return service.health_via == "exec"
+    return kind in DOCKER_KINDS
+
+
+def _early_task(
+    service: Service, need: Need, deadline: Deadline, connect_s: float
+) -> Callable[[], Any] | None:
+    """The probe of a need that runs from the checker itself (None: nothing to run)."""
+    if need.kind == "pg" and service.postgres_dsn:
+        return partial(_pg_probe, service.name, service.postgres_dsn, connect_s)
+    if need.kind == "http" and service.health_url:
+        return partial(_http_probe, service.name, service.health_url, deadline, connect_s)
+    return None
+
+
 def _probe_error(result: Any) -> str | None:
     """Why a probe gave no facts: its own exception, or the deadline."""
     if isinstance(result, BaseException):
@@ -144,14 +171,13 @@ def gather(stack: Stack, needs: Collection[Need], discovery: Discovery | None = 
     early = Batch(deadline)
     for need in needs:
         service = stack.services[need.service]
-        if need.kind == "pg" and service.postgres_dsn:
-            dsn = service.postgres_dsn
-            early.start(need.key, partial(_pg_probe, service.name, dsn, connect_s))
-        elif need.kind == "http" and service.health_url:
-            url = service.health_url
-            early.start(need.key, partial(_http_probe, service.name, url, deadline, connect_s))
+        if through_engine(service, need.kind):
+            continue
+        task = _early_task(service, need, deadline, connect_s)
+        if task is not None:
+            early.start(need.key, task)
 
-    docker_needs = [n for n in needs if n.kind in DOCKER_KINDS]
+    docker_needs = [n for n in needs if through_engine(stack.services[n.service], n.kind)]
     if docker_needs:
         if discovery is None:
             discovery = discover(stack, deadline)
@@ -211,6 +237,20 @@ def _http_probe(service: str, url: str, deadline: Deadline, connect_s: float) ->
     from stackcheck.probes import http
 
     return http.http_facts(service, url, deadline, connect_s)
+
+
+def _pg_exec_probe(container: Any, service: str, user: str, dbname: str, connect_s: float) -> Any:
+    from stackcheck.probes import postgres
+
+    return postgres.exec_probe(container, service, user, dbname, connect_s)
+
+
+def _http_exec_probe(
+    container: Any, service: str, url: str, deadline: Deadline, connect_s: float
+) -> HttpFacts:
+    from stackcheck.probes import http
+
+    return http.exec_facts(container, service, url, deadline, connect_s)
 
 
 def _gather_docker(
@@ -280,6 +320,14 @@ def _task(
     if need.kind == "datafs":
         known = facts.containers.get(name) or ContainerFacts(name)
         return partial(docker_probe.datafs_facts, container, name, known)
+    service = stack.services[need.service]
+    connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
+    if need.kind == "pg":
+        user, dbname = service.postgres_user or "", service.postgres_db or ""
+        return partial(_pg_exec_probe, container, name, user, dbname, connect_s)
+    if need.kind == "http":
+        url = service.health_url or ""
+        return partial(_http_exec_probe, container, name, url, deadline, connect_s)
     return partial(command_facts, container, name, need.check, need.argv)
 
 
@@ -324,6 +372,24 @@ def _file(
         target = need.target or ""
         port = stack.services[target].port
         facts.net[(name, target)] = result or NetFacts(name, target, port, blind=blind, error=error)
+    elif need.kind == "pg":
+        service = stack.services[need.service]
+        if result is None:
+            from stackcheck.probes import postgres
+
+            result = postgres.describe_exec(
+                name, service.postgres_user or "", service.postgres_db or ""
+            )
+            result.blind = blind
+            if error:  # nothing answers in a stopped container: as a refused connection
+                result.ping, result.error = "no response", error
+        facts.pg[name] = result
+    elif need.kind == "http":
+        if result is None:
+            url = stack.services[need.service].health_url or ""
+            result = HttpFacts(name, url, blind=blind and f"GET {url}: {blind}")
+            result.error = error and f"GET {url}: {error}"
+        facts.http[name] = result
     elif need.kind == "command":
         facts.commands[(need.check, name)] = result or CommandFacts(
             name, need.check, need.argv, blind=blind, error=error

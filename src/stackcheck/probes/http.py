@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.models import REDIRECT_STATI
 from requests.utils import requote_uri
 
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import HttpFacts
+from stackcheck.redact import strip_controls
 
 BODY_CAP = 4096
 # Same-origin hops followed before giving up: a health URL needs one or two at
@@ -144,6 +149,43 @@ def _shown(location: str) -> str:
     return location if len(location) <= LOCATION_CAP else location[:LOCATION_CAP] + "…"
 
 
+def next_hop(
+    url: str,
+    current: str,
+    status: int,
+    location: str,
+    visited: set[str],
+    hops: int,
+    deadline: Deadline,
+) -> tuple[str | None, str | None]:
+    """Where a redirect from ``current`` leads, or why it is not followed: (target, error)."""
+    said = (
+        f"GET {url} answered {status}"
+        if current == url
+        else f"GET {url} was redirected to {_shown(current)}, which answered {status}"
+    )
+    try:
+        target = requote_uri(urljoin(current, location))
+        other = elsewhere(url, target)
+    except ValueError:  # "http://[::1", a port that is not a number
+        return None, f"{said} redirecting to an invalid URL {_shown(location)!r}"
+    if other is not None:
+        return None, f"{said} redirecting to {_shown(target)} (another {other}: not followed)"
+    if target in visited:
+        return None, (
+            f"{said} redirecting to {_shown(target)}: a redirect loop "
+            f"(that URL was already visited; not followed)"
+        )
+    if hops == MAX_REDIRECTS:
+        return None, (
+            f"{said} redirecting to {_shown(target)}: more than {MAX_REDIRECTS} "
+            "redirects (the limit; not followed)"
+        )
+    if deadline.left(0) == 0:
+        return None, f"{said} redirecting to {_shown(target)}: the probe deadline passed first"
+    return target, None
+
+
 def _exchange(
     session: _OneHop, url: str, deadline: Deadline, connect_s: float, facts: HttpFacts
 ) -> None:
@@ -169,39 +211,10 @@ def _exchange(
             if location is None:
                 _read_body(response, deadline, facts)
                 return
-            said = (
-                f"GET {url} answered {response.status_code}"
-                if current == url
-                else f"GET {url} was redirected to {_shown(current)}, which answered "
-                f"{response.status_code}"
+            target, facts.error = next_hop(
+                url, current, response.status_code, location, visited, hops, deadline
             )
-            try:
-                target = requote_uri(urljoin(current, location))
-                other = elsewhere(url, target)
-            except ValueError:  # "http://[::1", a port that is not a number
-                facts.error = f"{said} redirecting to an invalid URL {_shown(location)!r}"
-                return
-            if other is not None:
-                facts.error = (
-                    f"{said} redirecting to {_shown(target)} (another {other}: not followed)"
-                )
-                return
-            if target in visited:
-                facts.error = (
-                    f"{said} redirecting to {_shown(target)}: a redirect loop "
-                    f"(that URL was already visited; not followed)"
-                )
-                return
-            if hops == MAX_REDIRECTS:
-                facts.error = (
-                    f"{said} redirecting to {_shown(target)}: more than {MAX_REDIRECTS} "
-                    "redirects (the limit; not followed)"
-                )
-                return
-            if deadline.left(0) == 0:
-                facts.error = (
-                    f"{said} redirecting to {_shown(target)}: the probe deadline passed first"
-                )
+            if target is None:
                 return
             visited.add(target)
             current = target
@@ -227,11 +240,176 @@ def http_facts(service: str, url: str, deadline: Deadline, connect_s: float) -> 
     except requests.RequestException as exc:  # while reading the body
         facts.error = f"GET {url}: {_reason(exc)}"
     facts.elapsed_s = round(time.monotonic() - started, 3)
+    _json_status(facts)
+    return facts
+
+
+def _json_status(facts: HttpFacts) -> None:
     if facts.body:
         try:
             parsed = json.loads(facts.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
             facts.json_status = parsed.get("status")
+
+
+# ---------------------------------------------------------------- in-container
+#
+# health_via = "exec": the same GET, made by curl inside the service's
+# container through the engine (the URL as the container reaches it, e.g.
+# http://127.0.0.1:8000/health), so no port needs publishing. The same
+# same-origin redirect rule applies (curl never follows; each hop is decided
+# by next_hop, as above), the same body cap and deadline, the same evidence.
+#
+# $1 = URL, $2 = curl's whole time limit (s), $3 = its connect limit (s),
+# $4 = body cap (bytes). The body goes to stdout through head (so the engine
+# never carries more than the cap); curl's write-out and exit code to stderr.
+EXEC_SCRIPT = r"""
+u="$1"; t="$2"; c="$3"; cap="$4"
+for tool in curl head; do
+  command -v "$tool" >/dev/null 2>&1 || { printf '@missing %s\n' "$tool" >&2; exit 0; }
+done
+{
+  curl -q -sS --proto =http,https --max-time "$t" --connect-timeout "$c" -A stackcheck \
+    -w '%{stderr}@curl %{http_code} %{time_total} %{time_connect} %{redirect_url}\n' \
+    --url "$u"
+  printf '@exit %s\n' "$?" >&2
+} | head -c "$cap"
+"""
+
+# curl's exit codes, in the words the host path uses for the same failures.
+CURL_REASONS = {
+    3: "invalid URL (curl: malformed URL)",
+    6: "host name does not resolve",
+    8: "the answer is not HTTP (bad status line)",
+    35: "TLS error",
+    52: "server closed the connection without answering",
+    60: "TLS error",
+}
+_WRITE_OUT = re.compile(r"@curl (\d{3}) (\d{1,6}(?:\.\d{1,9})?) (\d{1,6}(?:\.\d{1,9})?) ?(\S*)")
+
+
+def _curl_reason(code: int, connected: bool, said: str) -> str:
+    if code in CURL_REASONS:
+        return CURL_REASONS[code]
+    if code == 28:
+        return "no answer (read timed out)" if connected else "connect timed out"
+    if code == 7:
+        return "connection refused" if "refused" in said.lower() else "connection failed"
+    if code == 56:
+        return "server closed the connection without answering"
+    return f"curl failed (exit {code}): {said}" if said else f"curl failed (exit {code})"
+
+
+@dataclass
+class CurlAnswer:
+    """One hop as curl saw it: parsed from EXEC_SCRIPT's output."""
+
+    blind: str | None = None
+    exit_code: int | None = None
+    status: int | None = None
+    elapsed_s: float | None = None
+    connected: bool = False
+    location: str = ""
+    said: str = ""  # curl's own error message, control-stripped, capped
+    body: str = ""
+
+
+def parse_curl(stdout: bytes, stderr: bytes, container: str) -> CurlAnswer:
+    """What EXEC_SCRIPT printed, parsed strictly (hostile input)."""
+    answer = CurlAnswer()
+    err = stderr.decode("utf-8", errors="replace")
+    lines = err.splitlines()
+    missing = [line[len("@missing ") :] for line in lines if line.startswith("@missing ")]
+    if missing:
+        tool = strip_controls(missing[0])[:40]
+        answer.blind = (
+            f"{tool} is not in {container}'s image: install it there, or fetch the health "
+            "URL from the checker (health_via = 'host')"
+        )
+        return answer
+    exits = [line[len("@exit ") :].strip() for line in lines if line.startswith("@exit ")]
+    if not exits or not exits[-1].isdigit() or len(exits[-1]) > 3:
+        shown = " ".join(strip_controls(err).split())[:200]
+        answer.blind = f"curl in {container} gave no answer: {shown}"
+        return answer
+    answer.exit_code = int(exits[-1])
+    found = None
+    for line in lines:
+        if line.startswith("@curl "):
+            found = _WRITE_OUT.fullmatch(line.strip())
+    if found is None:  # curl older than 7.63 has no %{stderr}
+        answer.blind = f"curl in {container} did not report the answer (curl 7.63 or newer needed)"
+        return answer
+    code, total, connect, location = found.groups()
+    answer.status = int(code) or None  # curl's 000: no answer
+    answer.elapsed_s = round(float(total), 3)
+    answer.connected = float(connect) > 0
+    answer.location = location
+    others = [line for line in lines if not line.startswith("@")]
+    answer.said = " ".join(strip_controls(" ".join(others)).split())[:200]
+    answer.body = stdout[:BODY_CAP].decode("utf-8", errors="replace")
+    return answer
+
+
+def exec_facts(
+    container: Any, service: str, url: str, deadline: Deadline, connect_s: float
+) -> HttpFacts:
+    """GET ``url`` with curl inside ``container``, one exec per hop, under ``deadline``."""
+    import docker.errors  # only runs with a reachable engine
+
+    from stackcheck.probes import inside, network
+
+    facts = HttpFacts(service=service, url=url)
+    current = url
+    visited = {url}
+    elapsed = 0.0
+    for hops in range(MAX_REDIRECTS + 1):
+        # Leave the engine a moment to hand the answer back before the deadline.
+        budget = deadline.left(0) - 0.5
+        if budget < 0.5:
+            facts.error = f"GET {url}: the probe deadline passed first"
+            break
+        argv = [
+            "sh",
+            "-c",
+            EXEC_SCRIPT,
+            "stackcheck",
+            current,
+            f"{budget:.1f}",
+            f"{max(0.5, min(connect_s, budget)):.1f}",
+            str(BODY_CAP),
+        ]
+        try:
+            ran = inside.run(container, argv)
+        except docker.errors.APIError as exc:
+            network.file_refusal(facts, exc, f"curl in {container.name}")
+            if facts.error:
+                facts.error = f"GET {url}: {facts.error}"
+            return facts
+        answer = parse_curl(ran.stdout, ran.stderr, container.name)
+        if answer.blind:
+            facts.blind = f"GET {url}: {answer.blind}"
+            return facts
+        elapsed += answer.elapsed_s or 0.0
+        facts.elapsed_s = round(elapsed, 3)
+        # 23: head closed the pipe at the body cap, after the answer arrived.
+        if answer.exit_code not in (0, 23) or answer.status is None:
+            where = "" if current == url else f" (redirected to {_shown(current)})"
+            reason = _curl_reason(answer.exit_code or 0, answer.connected, answer.said)
+            facts.error = f"GET {url}{where}: {reason}"
+            return facts
+        facts.status = answer.status
+        if answer.status not in REDIRECT_STATI or not answer.location:
+            facts.body = answer.body
+            _json_status(facts)
+            return facts
+        target, facts.error = next_hop(
+            url, current, answer.status, answer.location, visited, hops, deadline
+        )
+        if target is None:
+            return facts
+        visited.add(target)
+        current = target
     return facts

@@ -104,7 +104,9 @@ def _from_stack_file(stack: Stack, ref: CheckRef) -> dict[str, str]:
     service = stack.services.get(ref.service)
     if service is not None and service.health_url:
         found["health_url"] = service.health_url
-    if service is not None and service.postgres_dsn:
+    if service is not None and service.postgres_via == "exec":
+        found.update(pg_user=service.postgres_user or "", pg_dbname=service.postgres_db or "")
+    elif service is not None and service.postgres_dsn:
         info = conninfo_to_dict(service.postgres_dsn)  # the password is never used
         found.update(
             {
