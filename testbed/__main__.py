@@ -1,7 +1,9 @@
-"""python -m testbed up|down|reset|status|inject FAULT|stack-file PATH|remote up|down|status
+"""python -m testbed [--no-db-port] up|down|reset|status|inject FAULT|stack-file PATH|remote up|down|status
 
 With --remote NAME every command acts on the testbed inside that remote test
-host (python -m testbed remote up makes one; see testbed/remote.py)."""
+host (python -m testbed remote up makes one; see testbed/remote.py). With
+--no-db-port PostgreSQL's port is published nowhere, and stack-file writes the
+stack file that checks it from inside its container."""
 
 from __future__ import annotations
 
@@ -42,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_SSH_PORT,
         help="the remote test host's SSH port on 127.0.0.1",
     )
+    parser.add_argument(
+        "--no-db-port",
+        action="store_true",
+        help="publish PostgreSQL's port nowhere (its stack file then checks from inside)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="build/reuse images, start, wait until healthy")
     commands.add_parser("down", help="remove the project's containers, network, volumes")
@@ -71,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         ports = {"backend_port": args.backend_port, "db_port": args.db_port}
+        publish = {"publish_db": not args.no_db_port}
         if args.command == "remote" or args.remote:
             host = RemoteHost(args.remote or DEFAULT_NAME, args.ssh_port)
-            bed: Testbed = RemoteTestbed(host, project=args.project, **ports)
+            bed: Testbed = RemoteTestbed(host, project=args.project, **ports, **publish)
         else:
-            bed = Testbed(project=args.project, **ports)
+            bed = Testbed(project=args.project, **ports, **publish)
         if args.command == "remote":
             assert isinstance(bed, RemoteTestbed)
             if args.action == "up":

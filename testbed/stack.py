@@ -34,6 +34,7 @@ from testbed import images
 
 HERE = Path(__file__).resolve().parent
 COMPOSE_FILE = HERE / "docker-compose.yml"
+DB_PORT_FILE = HERE / "docker-compose.db-port.yml"  # publishes db's port (the default)
 DEFAULT_PROJECT = "residency-scheduler-testbed"
 CANARY_PASSWORD = "canary-Pw-7f3e9"
 SERVICES = ("db", "backend")  # start order
@@ -187,6 +188,7 @@ class Testbed:
         db_port: int = 15432,
         password: str = CANARY_PASSWORD,
         timeout: float = 90.0,
+        publish_db: bool = True,
     ) -> None:
         if not PROJECT_NAME.fullmatch(project):
             # docker-compose would silently rewrite it, and labels would not match.
@@ -196,6 +198,9 @@ class Testbed:
         self.db_port = db_port
         self.password = password
         self.timeout = timeout
+        # False: db's port is published nowhere; the checks reach PostgreSQL
+        # (and, in its stack file, the health URL) from inside the containers.
+        self.publish_db = publish_db
         self._client: docker.DockerClient | None = None
         self._images: dict[str, str] | None = None
 
@@ -278,7 +283,8 @@ class Testbed:
             "TESTBED_DB_PORT": str(self.db_port),
             "TESTBED_BACKEND_PORT": backend_port,
         }
-        cmd = [*base, "-p", self.project, "-f", str(COMPOSE_FILE), *args]
+        files = [COMPOSE_FILE, *([DB_PORT_FILE] if self.publish_db else [])]
+        cmd = [*base, "-p", self.project, *(a for f in files for a in ("-f", str(f))), *args]
         try:
             done = subprocess.run(
                 cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -829,6 +835,8 @@ class Testbed:
     # ------------------------------------------------------------ stack file
 
     def stack_file_text(self) -> str:
+        if not self.publish_db:
+            return self.inside_stack_file_text()
         return f"""\
 # Points stackcheck at the testbed (see testbed/stack.py). Password: PGPASSWORD.
 [stack]
@@ -842,6 +850,29 @@ port = 8000
 
 [services.db]
 postgres_dsn = "{self.dsn}"
+port = 5432
+"""
+
+    def inside_stack_file_text(self) -> str:
+        """The checks from inside the stack: no published port and no password needed."""
+        return f"""\
+# Points stackcheck at the testbed (see testbed/stack.py) from inside its
+# containers: PostgreSQL through pg_isready/psql in db (its own password), the
+# health URL through curl in backend. No port needs publishing.
+[stack]
+name = "{self.project}"
+compose_project = "{self.project}"
+
+[services.backend]
+depends_on = ["db"]
+health_url = "http://127.0.0.1:8000/health"
+health_via = "exec"
+port = 8000
+
+[services.db]
+postgres_via = "exec"
+postgres_user = "{APP_USER}"
+postgres_db = "{APP_USER}"
 port = 5432
 """
 

@@ -475,14 +475,14 @@ def _postgres_exec(
             "never uses (psql inside the container takes the container's own "
             "PGPASSWORD or POSTGRES_PASSWORD): remove it"
         )
-    user = data.get("postgres_user") or dsn_parts.get("user")
-    if not user:
+    user = data["postgres_user"] if "postgres_user" in data else dsn_parts.get("user")
+    if user is None:
         raise StackFileError(
             f"{path}: '{where}.postgres_via' = 'exec' needs '{where}.postgres_user' "
             "(or a user in postgres_dsn)"
         )
     user = _pg_name(path, f"{where}.postgres_user", str(user))
-    dbname = data.get("postgres_db") or dsn_parts.get("dbname") or user
+    dbname = data["postgres_db"] if "postgres_db" in data else dsn_parts.get("dbname") or user
     return user, _pg_name(path, f"{where}.postgres_db", str(dbname))
 
 
