@@ -34,7 +34,9 @@ from testbed import images
 
 HERE = Path(__file__).resolve().parent
 COMPOSE_FILE = HERE / "docker-compose.yml"
-DB_PORT_FILE = HERE / "docker-compose.db-port.yml"  # publishes db's port (the default)
+# The same stack with db's port published nowhere (Testbed(publish_db=False)):
+# written from COMPOSE_FILE less db's `ports`, so the two cannot drift apart.
+NO_DB_PORT_FILE = HERE / ".build" / "docker-compose.no-db-port.yml"
 DEFAULT_PROJECT = "residency-scheduler-testbed"
 CANARY_PASSWORD = "canary-Pw-7f3e9"
 SERVICES = ("db", "backend")  # start order
@@ -283,8 +285,8 @@ class Testbed:
             "TESTBED_DB_PORT": str(self.db_port),
             "TESTBED_BACKEND_PORT": backend_port,
         }
-        files = [COMPOSE_FILE, *([DB_PORT_FILE] if self.publish_db else [])]
-        cmd = [*base, "-p", self.project, *(a for f in files for a in ("-f", str(f))), *args]
+        compose_file = COMPOSE_FILE if self.publish_db else unpublished_compose_file()
+        cmd = [*base, "-p", self.project, "-f", str(compose_file), *args]
         try:
             done = subprocess.run(
                 cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -901,6 +903,21 @@ port = 5432
             }
         summary["health"] = self.health()
         return summary
+
+
+def unpublished_compose_file() -> Path:
+    """COMPOSE_FILE without db's published port (written atomically, each time the same)."""
+    import yaml  # pyyaml: a core dependency (stackcheck init reads compose files with it)
+
+    model = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    if "ports" not in model["services"]["db"]:
+        raise TestbedError(f"{COMPOSE_FILE}: db publishes no port; nothing to leave out")
+    del model["services"]["db"]["ports"]
+    NO_DB_PORT_FILE.parent.mkdir(parents=True, exist_ok=True)
+    scratch = NO_DB_PORT_FILE.with_name(f"{NO_DB_PORT_FILE.name}.{os.getpid()}.tmp")
+    scratch.write_text(yaml.safe_dump(model, sort_keys=False), encoding="utf-8")
+    os.replace(scratch, NO_DB_PORT_FILE)  # concurrent writers: each renames a whole file
+    return NO_DB_PORT_FILE
 
 
 def _process_state(pid: int) -> str:
