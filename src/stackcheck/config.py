@@ -21,6 +21,11 @@ limit below is named in the one-line error that enforces it:
   none matching the empty string; ``logs.ignore``: at most 100 such regexes;
   all compiled here exactly as the log probe compiles them;
 - ``gaps``: check names (``^[a-z][a-z0-9_]*$``, at most 64 characters);
+- ``postgres_via`` ``dsn``/``exec`` and ``health_via`` ``host``/``exec``, each
+  path with what it needs (``exec``: a role, from ``postgres_user`` or the DSN,
+  and no password in the DSN; ``health_via = "exec"``: a ``health_url``);
+  ``postgres_user``/``postgres_db`` only with ``exec``, printable, at most 63
+  characters;
 - ``notify.urls``: at most 10 distinct http(s) URLs of at most 2048 characters
   (secrets: no error quotes them); ``notify.escalate_after_min`` at most a day.
 """
