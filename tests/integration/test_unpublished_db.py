@@ -45,9 +45,19 @@ def unpublished(testbed: Testbed) -> Iterator[Testbed]:
                 bed.down()
 
 
+# Each in-container probe is an exec through the engine (pg_isready and psql
+# behind Debian's Perl wrapper): on a machine shared by several Docker test
+# suites that can take seconds. A wider deadline keeps a slow engine from
+# turning a verdict into "could not check"; the verdicts themselves do not
+# depend on it (pg_isready waits connect_s, 3 s, for a frozen server).
+PROBE_S = 10
+
+
 @pytest.fixture
 def stack_file(unpublished: Testbed, tmp_path: Path) -> Path:
-    return unpublished.write_stack_file(tmp_path / "stack.toml")
+    path = unpublished.write_stack_file(tmp_path / "stack.toml")
+    path.write_text(path.read_text() + f"\n[timeouts]\nprobe_s = {PROBE_S}\n")
+    return path
 
 
 def _run(stack_file: Path, tmp_path: Path) -> CheckRun:
