@@ -36,8 +36,6 @@ from stackcheck.probes.facts import (
 
 DOCKER_KINDS = frozenset({"container", "stats", "logs", "net", "datafs", "command"})
 COMMAND_OUTPUT_CAP = 4096
-# Kinds that run inside a container when the stack file says "exec" for them.
-INSIDE_KINDS = frozenset({"pg", "http"})
 
 
 @dataclass(frozen=True)
@@ -302,24 +300,6 @@ def _gather_docker(
             continue
         batch.start(need.key, _task(client, stack, need, container, facts, deadline))
         started.append(need)
-
-    for need in needs:
-        if need.kind in INSIDE_KINDS:
-            start(need)
-
-    # Container facts before the rest: they need the container's state and mounts.
-    containers = [n for n in needs if n.kind == "container"]
-    first = Batch(deadline)
-    for need in containers:
-        group = groups.get(need.service, [])
-        first.start(
-            need.key, partial(docker_probe.container_facts, client, need.service, group, stack)
-        )
-    _collect(stack, facts, first, containers)
-
-    for need in needs:
-        if need.kind != "container" and need.kind not in INSIDE_KINDS:
-            start(need)
     _collect(stack, facts, batch, started)
 
 
