@@ -1,4 +1,5 @@
 """python -m testbed [--no-db-port] up|down|reset|status|inject FAULT|stack-file PATH|remote up|down|status
+|fleet up|down N [DIR]
 
 With --remote NAME every command acts on the testbed inside that remote test
 host (python -m testbed remote up makes one; see testbed/remote.py). With
@@ -10,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn
 
+from testbed import fleet
 from testbed.remote import (
     DEFAULT_NAME,
     DEFAULT_SSH_PORT,
@@ -68,6 +71,17 @@ def _parser() -> argparse.ArgumentParser:
         help="up: host + stack + stack file; down: remove both; status",
     )
     remote.add_argument("--volumes", action="store_true", help="down: also drop its images")
+    many = commands.add_parser(
+        "fleet",
+        help=f"N testbed copies: projects {fleet.PREFIX}01.., backend on "
+        f"{fleet.BACKEND_BASE}+i, db on {fleet.DB_BASE}+i",
+    )
+    many.add_argument("action", choices=("up", "down"))
+    many.add_argument("count", type=int, metavar="N")
+    many.add_argument("dir", nargs="?", metavar="DIR", help="up: write a stack file per copy here")
+    many.add_argument("--prefix", default=fleet.PREFIX, help="project name prefix")
+    many.add_argument("--backend-base", type=int, default=fleet.BACKEND_BASE)
+    many.add_argument("--db-base", type=int, default=fleet.DB_BASE)
     for sub in commands.choices.values():
         sub.error = parser.error  # type: ignore[method-assign]
     return parser
@@ -77,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.monotonic()
     try:
+        if args.command == "fleet":
+            beds = fleet.beds(args.count, args.prefix, args.backend_base, args.db_base)
+            if args.action == "up":
+                for path in fleet.up(beds, Path(args.dir) if args.dir else None):
+                    print(path)
+            else:
+                fleet.down(beds)
+            print(
+                f"testbed: fleet {args.action} done in {time.monotonic() - started:.1f}s",
+                file=sys.stderr,
+            )
+            return 0
         ports = {"backend_port": args.backend_port, "db_port": args.db_port}
         publish = {"publish_db": not args.no_db_port}
         if args.command == "remote" or args.remote:

@@ -191,6 +191,7 @@ class Testbed:
         password: str = CANARY_PASSWORD,
         timeout: float = 90.0,
         publish_db: bool = True,
+        health_interval: str = "2s",
     ) -> None:
         if not PROJECT_NAME.fullmatch(project):
             # docker-compose would silently rewrite it, and labels would not match.
@@ -203,6 +204,7 @@ class Testbed:
         # False: db's port is published nowhere; the checks reach PostgreSQL
         # (and, in its stack file, the health URL) from inside the containers.
         self.publish_db = publish_db
+        self.health_interval = health_interval  # of db's healthcheck (compose duration)
         self._client: docker.DockerClient | None = None
         self._images: dict[str, str] | None = None
 
@@ -284,6 +286,7 @@ class Testbed:
             "TESTBED_DB_PASSWORD": self.password,
             "TESTBED_DB_PORT": str(self.db_port),
             "TESTBED_BACKEND_PORT": backend_port,
+            "TESTBED_DB_HEALTH_INTERVAL": self.health_interval,
         }
         compose_file = COMPOSE_FILE if self.publish_db else unpublished_compose_file()
         cmd = [*base, "-p", self.project, "-f", str(compose_file), *args]

@@ -15,7 +15,10 @@ it off with a one-line usage error instead of a traceback.
 
 from __future__ import annotations
 
+import math
+import os
 import threading
+import time
 import warnings
 from collections.abc import Generator
 from pathlib import Path
@@ -23,11 +26,11 @@ from typing import Any
 
 import pytest
 
-from stackcheck import payload, report, watch
+from stackcheck import fleet, payload, report, watch
 from stackcheck.config import Stack, StackFileError, load_stack
 from stackcheck.definition import Check, Fix, definition_of
 from stackcheck.model import REF_KEY, CheckFailed, CheckRef, CouldNotCheck
-from stackcheck.probes.deadline import Deadline
+from stackcheck.probes.deadline import POOL_THREADS, Deadline, Pool
 from stackcheck.probes.facts import (
     CommandFacts,
     ContainerFacts,
@@ -46,6 +49,9 @@ from stackcheck.where import needs_of, refs
 NAME = "stackcheck"
 CHECK_KEY = pytest.StashKey[Check]()
 NOT_APPLICABLE = "not-applicable"
+# Stacks gathered at once in one process; more wait for a free gatherer. Each
+# gathering ends within its stack's probe deadline.
+GATHER_THREADS = 32
 
 
 class Hooks:
@@ -53,9 +59,11 @@ class Hooks:
 
     @pytest.hookspec(firstresult=True)
     def pytest_stackcheck_gather(
-        self, stack: Stack, needs: frozenset[Need], discovery: Discovery | None
+        self, stack: Stack, needs: frozenset[Need], discovery: Discovery | None, pool: Pool
     ) -> StackFacts | None:
-        """Gather the facts ``needs`` names about ``stack`` (default: the probes).
+        """Gather the facts ``needs`` names about ``stack`` (default: the probes, on
+        ``pool``'s threads, which every stack of the run shares; once per stack per
+        run, under xdist in the worker that runs the stack's checks).
 
         ``discovery``: the stack's containers as listed at collection (None: list
         them). Runs in a thread of its own. Tests implement it to fabricate facts.
@@ -97,8 +105,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="stack file (TOML) naming the compose project to check; repeat to check "
-        "several stacks in one run (default: stack.toml in the rootdir)",
+        help="stack file (TOML) naming the compose project to check, a directory (its "
+        "*.toml files) or a glob; repeat to check several stacks in one run "
+        "(default: stack.toml in the rootdir)",
     )
     report.add_options(parser)
     watch.add_options(group)
@@ -106,14 +115,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_stackcheck_gather(
-    stack: Stack, needs: frozenset[Need], discovery: Discovery | None
+    stack: Stack, needs: frozenset[Need], discovery: Discovery | None, pool: Pool
 ) -> StackFacts:
-    return gather(stack, needs, discovery)
+    return gather(stack, needs, discovery, pool)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_stackcheck_discover(stack: Stack, deadline: Deadline) -> Discovery:
     return discover(stack, deadline)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: never more workers than stacks, and none (a serial run) unless
+    at least two workers still leave the controller a CPU of its own: the work is
+    mostly waiting, and a worker costs an interpreter's start-up in CPU (measured
+    on 2 cores: serial was faster). PYTEST_XDIST_AUTO_NUM_WORKERS is taken as the
+    number of workers wanted."""
+    import xdist.plugin
+
+    try:
+        stacks = len(fleet.stack_paths(config.getoption("stack"), config.invocation_params.dir))
+    except pytest.UsageError:
+        return None  # activate() says so, in its place
+    stacks = stacks or 1
+    wanted: int = xdist.plugin.pytest_xdist_auto_num_workers(config)
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return max(1, min(wanted, stacks))
+    workers = min(wanted - 1, stacks)
+    return workers if workers >= 2 else 0
 
 
 def activate(config: pytest.Config, conftest: str | Path) -> None:
@@ -128,16 +158,21 @@ def activate(config: pytest.Config, conftest: str | Path) -> None:
     if collector is not None:  # a second check directory in the same run
         collector.directories.add(directory)
         return
-    paths = [Path(p) for p in config.getoption("stack")] or [config.rootpath / "stack.toml"]
+    here = config.invocation_params.dir
+    paths = fleet.stack_paths(config.getoption("stack"), here) or [config.rootpath / "stack.toml"]
     try:
         stacks = [load_stack(p) for p in paths]
     except StackFileError as exc:
         raise pytest.UsageError(str(exc)) from None
     stacks = [report.notify.apply_options(config, s) for s in stacks]
-    names = [s.name for s in stacks]
-    for name in names:
-        if names.count(name) > 1:
-            raise pytest.UsageError(f"two stack files name the stack '{name}': names must differ")
+    named: dict[str, Stack] = {}
+    for found in stacks:
+        other = named.setdefault(found.name, found)
+        if other is not found:
+            raise pytest.UsageError(
+                f"{other.path} and {found.path} both name the stack {found.name!r}: "
+                "stack names must differ"
+            )
     collector = Collector(config, stacks, directory)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "stackcheck-collector")
@@ -196,44 +231,91 @@ class DiscoveryRun:
 
 
 class FactsRun:
-    """One gathering per stack per process, started as soon as collection ends."""
+    """One gathering per stack per process, each started at most once.
+
+    Serially every stack starts as soon as collection ends; in an xdist worker
+    only the stacks whose checks it runs (see ``fleet``), and any other the
+    first time a check of it asks. Gatherings share one pool of probe threads;
+    at most ``GATHER_THREADS`` stacks gather at once.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.pool = Pool(POOL_THREADS)
+        self._gatherers = Pool(GATHER_THREADS)
+        self._lock = threading.Lock()
+        self._needs: dict[str, frozenset[Need]] = {}
+        self._discovery: dict[str, Discovery | None] = {}
+        self._done: dict[str, threading.Event] = {}
+        self._began: dict[str, float] = {}
         self._facts: dict[str, StackFacts] = {}
-        self._threads: dict[str, threading.Thread] = {}
         self._errors: dict[str, str] = {}
+        self.started: list[str] = []  # stacks whose gathering was started, in order
 
-    def start(
+    def want(
         self, stack: Stack, needs: frozenset[Need], discovery: Discovery | None = None
     ) -> None:
+        """What ``stack``'s collected checks read (and its containers, if listed
+        already): gathered when it is started."""
+        self._needs[stack.name] = needs
+        self._discovery[stack.name] = discovery
+
+    def start(self, stack: Stack) -> None:
+        """Start gathering ``stack`` (once; later calls do nothing)."""
+        with self._lock:
+            if stack.name in self._done or stack.name not in self._needs:
+                return
+            done = self._done[stack.name] = threading.Event()
+            self.started.append(stack.name)
+        needs = self._needs[stack.name]
+        discovery = self._discovery.get(stack.name)
+
         def work() -> None:
+            self._began[stack.name] = time.monotonic()
             try:
                 found = self.config.hook.pytest_stackcheck_gather(
-                    stack=stack, needs=needs, discovery=discovery
+                    stack=stack, needs=needs, discovery=discovery, pool=self.pool
                 )
             except Exception as exc:  # a bug in gathering must not hang or crash the run
                 self._errors[stack.name] = f"{type(exc).__name__}: {exc}"
-                return
-            self._facts[stack.name] = found
+            else:
+                self._facts[stack.name] = found
+            finally:
+                done.set()
 
-        thread = threading.Thread(target=work, name=f"gather:{stack.name}", daemon=True)
-        self._threads[stack.name] = thread
-        thread.start()
+        self._gatherers.submit(work)
 
     def get(self, stack: Stack) -> StackFacts:
-        thread = self._threads.get(stack.name)
-        if thread is None:
+        if stack.name not in self._needs:
             raise CouldNotCheck(f"facts for stack '{stack.name}' were never gathered")
+        self.start(stack)
+        done = self._done[stack.name]
         # gather() is bounded by the probe deadline; the margin only guards a bug.
-        thread.join(timeout=stack.timeouts.probe_s + 5)
+        # Before it begins, it may wait for a gatherer behind other stacks.
+        bound = stack.timeouts.probe_s + 5
+        waves = math.ceil(len(self.started) / GATHER_THREADS)
+        give_up = time.monotonic() + waves * (self._longest_probe_s() + 5)
+        while not done.wait(timeout=0.05):
+            began = self._began.get(stack.name)
+            now = time.monotonic()
+            if (began is not None and now > began + bound) or now > give_up:
+                break
         if stack.name not in self._facts:
             why = self._errors.get(stack.name, "did not finish")
             raise CouldNotCheck(f"gathering facts for '{stack.name}' failed: {why}")
         return self._facts[stack.name]
 
+    def _longest_probe_s(self) -> float:
+        stacks = self.config.stash[COLLECTOR_KEY].stacks.values()
+        return max((s.timeouts.probe_s for s in stacks), default=5.0)
+
     def peek(self, stack: Stack) -> StackFacts | None:
         return self._facts.get(stack.name)
+
+    def close(self) -> None:
+        """The run is over: idle threads end (a probe still hung ends with the process)."""
+        self.pool.close()
+        self._gatherers.close()
 
 
 # How the xdist controller hands its replica numbers to the workers, so that
@@ -259,6 +341,7 @@ class Collector:
         self.deselected_by_others = False
         self.check_names: set[str] = set()
         self.needs: dict[str, frozenset[Need]] = {}  # per stack, what its checks read
+        self.mine: list[str] = []  # the stacks this process gathers (xdist: its own)
 
     def ref_id(self, ref: CheckRef) -> str:
         return f"{ref.stack}/{ref.where}" if len(self.stacks) > 1 else ref.where
@@ -356,6 +439,16 @@ class Collector:
                     f"(known: {', '.join(sorted(self.check_names))})"
                 )
         self.needs = {name: frozenset(wanted) for name, wanted in needs.items()}
+        # Under xdist, only the stacks this worker runs (the others if ever asked).
+        scope = self.scopes()
+        mine = fleet.my_scopes(self.config, [i.nodeid for i in session.items], scope)
+        self.mine = []
+        for item in session.items:
+            ref = item.stash.get(REF_KEY, None)
+            if ref is None or ref.stack in self.mine:
+                continue
+            if mine is None or scope(item.nodeid) in mine:
+                self.mine.append(ref.stack)
         self.regather(fresh=False)
 
     def regather(self, fresh: bool = True) -> None:
@@ -365,10 +458,28 @@ class Collector:
         lists them again (the test ids, replicas included, stay those collected).
         """
         if fresh:
+            self.facts.close()
             self.facts = FactsRun(self.config)
         for name, wanted in self.needs.items():
-            stack = self.stacks[name]
-            self.facts.start(stack, wanted, None if fresh else self.discovery.get(stack))
+            self.facts.want(
+                self.stacks[name], wanted, None if fresh else self.discovery.get(self.stacks[name])
+            )
+        for name in self.mine:
+            self.facts.start(self.stacks[name])
+
+    def pytest_unconfigure(self) -> None:
+        self.facts.close()
+
+    def scopes(self) -> fleet.Scopes:
+        """Which work unit (stack) a node id belongs to, as xdist's scheduler sees it."""
+        return fleet.Scopes(self.config.rootpath, self.directories, len(self.stacks))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Each stack's checks in one worker, which alone gathers its facts."""
+        if config.getoption("dist", None) not in fleet.DIST_BY_STACK:
+            return None  # --dist each, loadfile, worksteal ...: as the user asked
+        return fleet.make_scheduler(config, log, self.scopes())
 
     def whole_directories(self) -> bool:
         """Whether the command line names every check directory whole (no file, no node id)."""

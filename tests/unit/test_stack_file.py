@@ -443,6 +443,9 @@ def test_not_a_regular_file_is_a_one_line_usage_error(kind: str, tmp_path: Path)
     run = run_checks("--stack", str(target), tmp_path=tmp_path, timeout=60)
     assert run.returncode == 4, run.stdout + run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
+    if kind == "directory":  # a directory of stack files (a fleet), here without any
+        assert lines == [f"ERROR: --stack '{target}': no *.toml stack file in it"], run.stderr
+        return
     assert lines == [f"ERROR: {target}: " + lines[0].split(": ", 2)[2]], run.stderr
     assert lines[0].endswith("; it must be a regular file"), lines[0]
 

@@ -21,7 +21,7 @@ from typing import Any
 from stackcheck.config import Service, Stack
 from stackcheck.model import unit_name
 from stackcheck.probes import docker_probe, network
-from stackcheck.probes.deadline import Batch, Deadline, TimedOut
+from stackcheck.probes.deadline import Batch, Deadline, Pool, Starved, TimedOut
 from stackcheck.probes.facts import (
     CommandFacts,
     ContainerFacts,
@@ -158,17 +158,23 @@ def _probe_error(result: Any) -> str | None:
     """Why a probe gave no facts: its own exception, or the deadline."""
     if isinstance(result, BaseException):
         return f"probe failed: {type(result).__name__}: {result}"
-    if isinstance(result, TimedOut):
+    if isinstance(result, (TimedOut, Starved)):
         return str(result)
     return None
 
 
-def gather(stack: Stack, needs: Collection[Need], discovery: Discovery | None = None) -> StackFacts:
-    """Facts for exactly the given needs; ``discovery``: the containers, if listed already."""
+def gather(
+    stack: Stack,
+    needs: Collection[Need],
+    discovery: Discovery | None = None,
+    pool: Pool | None = None,
+) -> StackFacts:
+    """Facts for exactly the given needs; ``discovery``: the containers, if listed
+    already; probes on ``pool``'s threads if given (shared by every stack of a run)."""
     deadline = Deadline(stack.timeouts.probe_s)
     connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
     facts = StackFacts()
-    early = Batch(deadline)
+    early = Batch(deadline, pool)
     for need in needs:
         service = stack.services[need.service]
         if through_engine(service, need.kind):
@@ -190,7 +196,7 @@ def gather(stack: Stack, needs: Collection[Need], discovery: Discovery | None = 
             docker_needs.append(Need("container", name))
             for number in discovery.replicas.get(name, []):
                 docker_needs.append(Need("container", name, replica=number))
-        _gather_docker(stack, set(docker_needs), deadline, facts, discovery)
+        _gather_docker(stack, set(docker_needs), deadline, facts, discovery, pool)
 
     results = early.collect()
     facts.durations.update(early.durations)
@@ -254,7 +260,12 @@ def _http_exec_probe(
 
 
 def _gather_docker(
-    stack: Stack, needs: set[Need], deadline: Deadline, facts: StackFacts, discovery: Discovery
+    stack: Stack,
+    needs: set[Need],
+    deadline: Deadline,
+    facts: StackFacts,
+    discovery: Discovery,
+    pool: Pool | None = None,
 ) -> None:
     if discovery.blind is not None:
         for need in needs:
@@ -265,7 +276,7 @@ def _gather_docker(
     # Container facts first: the others need the container's state and mounts.
     # A service's judged-first container is also one of its replicas: inspected once.
     containers = [n for n in needs if n.kind == "container"]
-    batch = Batch(deadline)
+    batch = Batch(deadline, pool)
     task_of: dict[Need, str] = {}
     launched: set[str] = set()
     for need in sorted(containers, key=lambda n: (n.service, n.replica is None, n.replica or 0)):
@@ -284,7 +295,7 @@ def _gather_docker(
         facts.durations[need.key] = batch.durations[task_of[need]]
         _file_result(stack, facts, need, result)
 
-    batch = Batch(deadline)
+    batch = Batch(deadline, pool)
     started = []
     for need in needs:
         if need.kind == "container":
@@ -343,6 +354,8 @@ def _file_result(stack: Stack, facts: StackFacts, need: Need, result: Any) -> No
         _file(stack, facts, need, blind=docker_probe.describe_engine_error(stack, result))
     elif isinstance(result, TimedOut):
         _file(stack, facts, need, blind=f"the Docker engine: {result}")
+    elif isinstance(result, Starved):
+        _file(stack, facts, need, blind=str(result))
     else:
         _file(stack, facts, need, result=result)
 
