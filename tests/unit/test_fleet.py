@@ -342,7 +342,7 @@ def test_a_starved_database_probe_is_the_checkers_blindness(tmp_path: Path) -> N
     hold = threading.Event()
     pool.submit(hold.wait)  # the only thread, busy past the deadline
     try:
-        facts = gather(stack, [Need("pg", "db")], pool)
+        facts = gather(stack, [Need("pg", "db")], pool=pool)
     finally:
         hold.set()
     found = facts.pg["db"]
