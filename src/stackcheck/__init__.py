@@ -7,6 +7,7 @@ A check is a test function that asserts on facts, declared with ``@check``::
 See README.md, "Adding a check".
 """
 
+from stackcheck import _lazy  # noqa: F401  (first: before anything imports docker)
 from stackcheck.definition import Check, Command, Fix, Layer, Safety, Step, check
 from stackcheck.model import CheckFailed, CouldNotCheck, expect
 

@@ -88,6 +88,20 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class SSHSettings:
+    """How to log in to an ``ssh://`` engine (the stack file's optional [ssh] table).
+
+    Paths are as written in the file, ``~`` expanded, relative ones resolved
+    against the stack file's directory; None means the defaults: the keys of
+    the SSH agent and ~/.ssh, and ~/.ssh/known_hosts.
+    """
+
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
 class LogRules:
     tail: int = 200
     since_s: float = 600.0
@@ -142,6 +156,7 @@ class Stack:
     timeouts: Timeouts = field(default_factory=Timeouts)
     logs: LogRules = field(default_factory=LogRules)
     notify: Notify = field(default_factory=Notify)
+    ssh: SSHSettings = field(default_factory=SSHSettings)
 
     def edges(self) -> list[tuple[str, str]]:
         """Every (from, to) dependency, in file order."""
@@ -191,6 +206,7 @@ MAXIMA: dict[str, float] = {
     "thresholds.stable_window_s": DAY_S,
     "timeouts.probe_s": MAX_PROBE_S,
     "timeouts.connect_s": MAX_PROBE_S,  # and, when given, at most probe_s
+    "ssh.connect_timeout_s": MAX_PROBE_S,  # the probe deadline bounds it anyway
     "logs.tail": 10_000,
     "logs.since_s": 7 * DAY_S,
     "notify.escalate_after_min": DAY_S / 60,
@@ -206,7 +222,26 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
             "letters, digits, '_', '-', starting with a letter or digit; at most "
             f"{MAX_PROJECT_NAME} characters)",
         ),
-        "docker_host": (str, "Docker engine address; default DOCKER_HOST or the local socket"),
+        "docker_host": (
+            str,
+            "Docker engine address: unix://, tcp:// or ssh://user@host[:port]; "
+            "default DOCKER_HOST or the local socket",
+        ),
+    },
+    "ssh": {
+        "identity_file": (
+            str,
+            "private key for an ssh:// docker_host; default: the SSH agent's and ~/.ssh's keys",
+        ),
+        "known_hosts": (
+            str,
+            "known_hosts file that must hold the engine host's key; default ~/.ssh/known_hosts",
+        ),
+        "connect_timeout_s": (
+            (int, float),
+            "SSH connect, banner and login timeout; default timeouts.connect_s, "
+            "never past the probe deadline",
+        ),
     },
     "thresholds": {
         "memory_percent": ((int, float), "memory use that fails memory_headroom, % of limit"),
@@ -363,6 +398,36 @@ def _address(path: Path, name: str, value: str) -> None:
             f"{path}: '{name}' must not contain spaces or control characters, "
             f"got {_quoted(redact_text(value, ()), 80)}"
         )
+
+
+ENGINE_SCHEMES = ("unix", "tcp", "ssh", "http", "https", "npipe")
+
+
+def _docker_host(path: Path, value: str) -> None:
+    """An engine address the Docker SDK takes; an ssh:// one without a password."""
+    name = "stack.docker_host"
+    _address(path, name, value)
+    shown = _quoted(redact_text(value, ()), 80)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise StackFileError(f"{path}: '{name}' is not a valid address ({exc}): {shown}") from None
+    if parts.scheme not in ENGINE_SCHEMES:
+        raise StackFileError(
+            f"{path}: '{name}' must start with one of "
+            f"{', '.join(s + '://' for s in ENGINE_SCHEMES)}; got {shown}"
+        )
+    if parts.scheme == "ssh":
+        if not parts.hostname:
+            raise StackFileError(f"{path}: '{name}' names no host: {shown}")
+        if parts.password is not None:
+            raise StackFileError(
+                f"{path}: '{name}' holds a password; SSH logins here use keys only "
+                "(an agent, ~/.ssh, or [ssh] identity_file): remove it from the address"
+            )
+        if port == 0:
+            raise StackFileError(f"{path}: '{name}' has port 0; a port is 1 to 65535: {shown}")
 
 
 def _health_url(path: Path, where: str, url: str) -> str:
@@ -701,15 +766,39 @@ def _log_regexes(path: Path, logs: dict[str, Any], rules: LogRules) -> None:
         raise StackFileError(f"{path}: 'logs.patterns' together: {problem}")
 
 
+TABLES = ("stack", "ssh", "thresholds", "timeouts", "logs", "notify", "services")
+MAX_PATH = 4096
+
+
+def _ssh_path(path: Path, name: str, value: str) -> Path:
+    """A path from [ssh]: ``~`` expanded, relative to the stack file's directory."""
+    if not value or len(value) > MAX_PATH or not value.isprintable():
+        raise StackFileError(
+            f"{path}: '{name}' must be a path of 1 to {MAX_PATH} printable characters, "
+            f"got {_quoted(value)}"
+        )
+    return path.parent / Path(value).expanduser()
+
+
+def _ssh(path: Path, raw: Any) -> SSHSettings:
+    table = _check_table(path, "ssh", raw, "ssh")
+    found: dict[str, Any] = {}
+    for key in ("identity_file", "known_hosts"):
+        if key in table:
+            found[key] = _ssh_path(path, f"ssh.{key}", table[key])
+    if "connect_timeout_s" in table:
+        found["connect_timeout_s"] = float(table["connect_timeout_s"])
+    return SSHSettings(**found)
+
+
 def load_stack(path: Path) -> Stack:
     """Read and validate a stack file; raise StackFileError with a one-line reason."""
     raw = _parse(path, _read(path))
 
     for key in raw:
-        if key not in ("stack", "thresholds", "timeouts", "logs", "notify", "services"):
+        if key not in TABLES:
             raise StackFileError(
-                f"{path}: unknown table '{_shown(key)}' "
-                "(known: stack, thresholds, timeouts, logs, notify, services)"
+                f"{path}: unknown table '{_shown(key)}' (known: {', '.join(TABLES)})"
             )
     if "stack" not in raw:
         raise StackFileError(f"{path}: missing [stack] table")
@@ -732,7 +821,8 @@ def load_stack(path: Path) -> Stack:
         )
     docker_host = head.get("docker_host")
     if docker_host is not None:
-        _address(path, "stack.docker_host", docker_host)
+        _docker_host(path, docker_host)
+    ssh = _ssh(path, raw.get("ssh", {}))
 
     services_raw = raw.get("services")
     if not isinstance(services_raw, dict) or not services_raw:
@@ -784,4 +874,5 @@ def load_stack(path: Path) -> Stack:
         timeouts=Timeouts(**{k: float(v) for k, v in timeouts.items()}),
         logs=log_rules,
         notify=_notify(path, raw.get("notify", {})),
+        ssh=ssh,
     )

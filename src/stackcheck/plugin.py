@@ -30,6 +30,7 @@ from stackcheck import fleet, payload, report, watch
 from stackcheck.config import Stack, StackFileError, load_stack
 from stackcheck.definition import Check, Fix, definition_of
 from stackcheck.model import REF_KEY, CheckFailed, CheckRef, CouldNotCheck
+from stackcheck.probes import docker_probe
 from stackcheck.probes.deadline import POOL_THREADS, Deadline, Pool
 from stackcheck.probes.facts import (
     CommandFacts,
@@ -422,6 +423,10 @@ class Collector:
             self.not_applicable.update(i.nodeid for i in idle)
             items[:] = [i for i in items if i not in idle]
             config.hook.pytest_deselected(items=idle)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # The SSH connections to remote engines last one run (see probes/sshengine.py).
+        docker_probe.close_engines()
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:

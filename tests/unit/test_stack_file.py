@@ -316,6 +316,7 @@ BOUNDS = {
     "timeouts.probe_s": (300, "300.5", "'timeouts.probe_s' must be at most 300"),
     "logs.tail": (10000, "10001", "'logs.tail' must be at most 10000"),
     "logs.since_s": (604800, "604800.5", "'logs.since_s' must be at most 604800"),
+    "ssh.connect_timeout_s": (300, "300.5", "'ssh.connect_timeout_s' must be at most 300"),
 }
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stackcheck.config import LogRules, Stack
@@ -18,6 +19,7 @@ from stackcheck.probes import cgroup, logmatch
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
 from stackcheck.probes.network import file_refusal
+from stackcheck.redact import redact_text
 
 if TYPE_CHECKING:
     import docker
@@ -55,16 +57,28 @@ def engine_address(stack: Stack) -> str:
     return chosen_engine(stack) or "unix:///var/run/docker.sock"
 
 
+def is_ssh(address: str | None) -> bool:
+    return bool(address) and str(address).lower().startswith("ssh://")
+
+
 def describe_engine_error(stack: Stack, exc: BaseException) -> str:
     """One line an on-call engineer can act on, whatever docker-py raised."""
+    own = _own_reason(exc)
+    if own is not None:
+        return own
     import docker.errors
 
     text = str(exc)
-    where = engine_address(stack)
+    where = redact_text(engine_address(stack), ())
     if "Permission denied" in text or isinstance(exc, PermissionError):
         return (
             f"permission denied on the Docker engine socket {where}: run as root "
             "or as a member of the docker group"
+        )
+    if isinstance(exc, docker.errors.TLSParameterError):
+        return (
+            f"TLS settings for the Docker engine at {where} are unusable ({text}): put "
+            "ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH (default ~/.docker)"
         )
     if isinstance(exc, docker.errors.APIError):
         return f"Docker engine at {where} answered: {exc.explanation or text}"
@@ -76,13 +90,90 @@ def describe_engine_error(stack: Stack, exc: BaseException) -> str:
     )
 
 
+def _own_reason(exc: BaseException) -> str | None:
+    """The one line of an ``EngineUnreachable`` anywhere in the exception's chain.
+
+    Requests and urllib3 wrap what a connection raises (an SSH session the
+    server refused, a lost connection) in their own errors.
+    """
+    ssh = sys.modules.get("stackcheck.probes.sshengine")
+    if ssh is None:  # no ssh:// engine was used: there is none to find
+        return None
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssh.EngineUnreachable):
+            return str(current)
+        stack += [current.__cause__, current.__context__]
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return None
+
+
+def client_kwargs(stack: Stack, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``docker.DockerClient`` arguments for a local or ``tcp://`` engine, as ``docker``
+    reads them: the stack file's docker_host over DOCKER_HOST, and TLS from
+    DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem; default
+    ~/.docker) exactly as ``docker.from_env`` does."""
+    import docker.utils
+
+    env = dict(os.environ if environ is None else environ)
+    if stack.docker_host:
+        env["DOCKER_HOST"] = stack.docker_host
+    kwargs: dict[str, Any] = docker.utils.kwargs_from_env(environment=env)
+    return kwargs
+
+
 def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
+    """The Docker client for the stack's engine, within the deadline.
+
+    An ``ssh://`` engine is connected once per process and shared (see
+    ``sshengine``); its failures raise ``EngineUnreachable`` with one line.
+    """
+    address = chosen_engine(stack)
+    if is_ssh(address):
+        from stackcheck.probes import sshengine
+
+        default_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
+        engine = sshengine.ENGINES.engine(str(address), stack.ssh, deadline, default_s)
+        assert engine.docker is not None
+        return engine.docker
     import docker
 
     timeout = max(1, int(deadline.left()))
-    if stack.docker_host:
-        return docker.DockerClient(base_url=stack.docker_host, timeout=timeout)
-    return docker.from_env(timeout=timeout)
+    return docker.DockerClient(timeout=timeout, **client_kwargs(stack))
+
+
+def tunnel(stack: Stack, host: str, port: int, deadline: Deadline) -> Any:
+    """A socket-like ``direct-tcpip`` channel to ``host:port`` as seen from an ``ssh://``
+    engine's host, over the same SSH connection as the engine's API (no port published).
+
+    Raises ``EngineUnreachable`` (one line) when the engine is not ``ssh://``, or
+    SSH or its forwarding fails. Close the channel when done.
+    """
+    from stackcheck.probes import sshengine
+
+    address = chosen_engine(stack)
+    if not is_ssh(address):
+        raise sshengine.EngineUnreachable(
+            f"no SSH tunnel to {host}:{port}: the engine {engine_address(stack)} is not ssh://"
+        )
+    default_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
+    engine = sshengine.ENGINES.engine(str(address), stack.ssh, deadline, default_s)
+    return engine.tunnel(host, port, max(0.05, min(default_s, deadline.left())))
+
+
+def close_engines() -> None:
+    """Close the process's SSH engine connections (at the end of a run)."""
+    ssh = sys.modules.get("stackcheck.probes.sshengine")
+    if ssh is not None:
+        ssh.ENGINES.close()
 
 
 # The order a service's containers are judged in. A check of the service as a
@@ -153,9 +244,12 @@ def engine_prefix(stack: Stack) -> str:
     """``DOCKER_HOST=… `` before a command line, unless the engine is the default local one.
 
     Printed commands carry the engine they were checked on, so a command copied
-    into another shell talks to the same engine.
+    into another shell talks to the same engine. A password in the address (which
+    the stack file refuses for ssh://, but DOCKER_HOST may carry) is masked.
     """
     address = chosen_engine(stack)
+    if address:
+        address = redact_text(address, ())
     # The assignment word itself must stay unquoted for the shell to read it as one.
     return f"DOCKER_HOST={shlex.quote(address)} " if address else ""
 
