@@ -193,6 +193,10 @@ CONNECT_ERRORS: dict[str, tuple[BaseException, tuple[str, ...]]] = {
         sshengine._Stalled(),
         ("accepts TCP but did not speak SSH within 2.5 s",),
     ),
+    "slow login": (
+        sshengine._Stalled(spoke=True),
+        ("the server answered but the key exchange and login did not finish within 2.5 s",),
+    ),
     "tcp timeout": (TimeoutError("timed out"), ("no answer within 2.5 s",)),
     "refused port": (
         paramiko.ssh_exception.NoValidConnectionsError({("10.0.0.1", 2222): OSError("x")}),

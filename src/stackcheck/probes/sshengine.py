@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import socket
 import threading
 import time
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 # and a login may already hold some (the issue measured 8 threads at once
 # failing 8 of 8 with the SDK's pools; 4 at once, none).
 MAX_SESSIONS = 4
+SESSION_POLL_S = 0.01
 DIAL = "docker system dial-stdio"
 STDERR_CAP = 300
 # The engine's (remote) side of the API, as the SDK's hijacking code expects it.
@@ -140,6 +142,12 @@ def describe_connect_error(
             f"trusted: verify the host's key fingerprint, then add it ({scan} >> {known}; "
             "or log in once with ssh and check the fingerprint it shows)"
         )
+    if isinstance(exc, _Stalled) and exc.spoke:
+        return (
+            f"SSH to {target}: the server answered but the key exchange and login did not "
+            f"finish within {_seconds(budget)}: is {target.host} (or this machine) "
+            "overloaded? raise [ssh] connect_timeout_s for a slow link"
+        )
     if isinstance(exc, TimeoutError) or "banner" in text.lower():
         if "banner" in text.lower() or isinstance(exc, _Stalled):
             return (
@@ -168,7 +176,12 @@ def describe_connect_error(
 
 
 class _Stalled(TimeoutError):
-    """The connect thread outlived its budget (a peer that accepts but never speaks)."""
+    """The connect thread outlived its budget: a peer that accepts but never speaks
+    (``spoke`` False), or a handshake or login that is too slow (``spoke`` True)."""
+
+    def __init__(self, spoke: bool = False) -> None:
+        super().__init__("SSH connect did not finish")
+        self.spoke = spoke
 
 
 def describe_session_error(target: Target, exc: BaseException) -> str:
@@ -271,7 +284,9 @@ class SSHEngine:
         self.deadline = Deadline(0)
         self.client: paramiko.SSHClient | None = None
         self.docker: docker.DockerClient | None = None
-        self._dials: list[Any] = []
+        self._open: list[Any] = []  # our sessions the server has not freed yet
+        self._opening = 0
+        self._recent: list[Any] = []  # the newest sessions, for why dial-stdio failed
         self._lock = threading.Lock()
 
     def request_timeout(self) -> float:
@@ -290,6 +305,9 @@ class SSHEngine:
         import paramiko
 
         budget = self.budget(default_s)
+        # Every failure becomes one line of ours; paramiko's own log lines would
+        # only repeat it on stderr.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         client = paramiko.SSHClient()
         settings = self.settings
         target = self.target
@@ -328,8 +346,11 @@ class SSHEngine:
         thread.start()
         thread.join(budget)
         if not outcome:
+            transport = client.get_transport()
+            spoke = bool(transport is not None and getattr(transport, "remote_version", ""))
             client.close()  # ends the transport thread; the login thread ends with it
-            raise EngineUnreachable(describe_connect_error(target, settings, _Stalled(), budget))
+            stalled = _Stalled(spoke)
+            raise EngineUnreachable(describe_connect_error(target, settings, stalled, budget))
         failure = outcome[0]
         if failure is not None:
             client.close()
@@ -338,33 +359,63 @@ class SSHEngine:
             ) from failure
         self.client = client
 
+    def _linked(self, transport: Any) -> int:
+        """Our sessions the server still holds: a closed channel counts until the server
+        confirms it (sshd frees a session only once its ``dial-stdio`` has exited, and
+        paramiko forgets the channel then). Hold the lock."""
+        channels = getattr(transport, "_channels", None)
+        if channels is not None:
+            self._open = [c for c in self._open if channels.get(c.chanid) is not None]
+        else:  # another paramiko: at least what we closed ourselves
+            self._open = [c for c in self._open if not c.closed]
+        return len(self._open) + self._opening
+
     def open_dial(self, timeout: float | None) -> Any:
-        """A new session running ``docker system dial-stdio`` (a pool slot is held)."""
+        """A new session running ``docker system dial-stdio``, once fewer than
+        MAX_SESSIONS of ours are open on the server; waits for that within the deadline."""
         import paramiko
 
         transport = self.client.get_transport() if self.client else None
         if transport is None or not transport.is_active():
             raise EngineUnreachable(f"SSH connection to {self.target} was lost during the run")
         wait = max(0.05, min(timeout or self.deadline.left(), self.deadline.left()))
+        until = time.monotonic() + wait
+        while True:
+            with self._lock:
+                if self._linked(transport) < MAX_SESSIONS:
+                    self._opening += 1
+                    break
+            if time.monotonic() >= until:
+                raise EngineUnreachable(
+                    f"all {MAX_SESSIONS} SSH sessions to {self.target} stayed busy for "
+                    f"{_seconds(wait)}: the engine answers too slowly over SSH for this "
+                    "probe deadline; raise timeouts.probe_s"
+                )
+            time.sleep(SESSION_POLL_S)
+        channel = None
         try:
-            channel = transport.open_session(timeout=wait)
+            channel = transport.open_session(timeout=max(0.05, until - time.monotonic()))
         except paramiko.ChannelException as exc:
             raise EngineUnreachable(describe_session_error(self.target, exc)) from exc
         except paramiko.SSHException as exc:
             raise EngineUnreachable(
                 f"SSH server {self.target} did not open a session within {_seconds(wait)} "
-                f"({exc}): is it overloaded?"
+                f"({_said(exc, 80)}): is it overloaded?"
             ) from exc
+        finally:
+            with self._lock:
+                self._opening -= 1
+                if channel is not None:
+                    self._open.append(channel)
+                    self._recent = [*self._recent[-7:], channel]
         channel.settimeout(timeout)
         channel.exec_command(DIAL)
-        with self._lock:
-            self._dials = [*[c for c in self._dials if not c.closed][-8:], channel]
         return channel
 
     def dial_failure(self) -> str | None:
         """Why ``dial-stdio`` ended, if a session of ours ended with an exit status."""
         with self._lock:
-            dials = list(self._dials)
+            dials = list(self._recent)
         for channel in reversed(dials):
             if not channel.exit_status_ready():
                 continue
