@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 # failing 8 of 8 with the SDK's pools; 4 at once, none).
 MAX_SESSIONS = 4
 SESSION_POLL_S = 0.01
+# How long refused sessions are retried before MaxSessions is called exhausted.
+REFUSED_RETRY_S = 1.0
 DIAL = "docker system dial-stdio"
 STDERR_CAP = 300
 # The engine's (remote) side of the API, as the SDK's hijacking code expects it.
@@ -370,6 +372,21 @@ class SSHEngine:
             self._open = [c for c in self._open if not c.closed]
         return len(self._open) + self._opening
 
+    def _reserve(self, transport: Any, until: float, wait: float) -> None:
+        """Count one more session of ours, once fewer than MAX_SESSIONS are open."""
+        while True:
+            with self._lock:
+                if self._linked(transport) < MAX_SESSIONS:
+                    self._opening += 1
+                    return
+            if time.monotonic() >= until:
+                raise EngineUnreachable(
+                    f"all {MAX_SESSIONS} SSH sessions to {self.target} stayed busy for "
+                    f"{_seconds(wait)}: the engine answers too slowly over SSH for this "
+                    "probe deadline; raise timeouts.probe_s"
+                )
+            time.sleep(SESSION_POLL_S)
+
     def open_dial(self, timeout: float | None) -> Any:
         """A new session running ``docker system dial-stdio``, once fewer than
         MAX_SESSIONS of ours are open on the server; waits for that within the deadline."""
@@ -380,34 +397,33 @@ class SSHEngine:
             raise EngineUnreachable(f"SSH connection to {self.target} was lost during the run")
         wait = max(0.05, min(timeout or self.deadline.left(), self.deadline.left()))
         until = time.monotonic() + wait
+        refused_since: float | None = None
         while True:
-            with self._lock:
-                if self._linked(transport) < MAX_SESSIONS:
-                    self._opening += 1
-                    break
-            if time.monotonic() >= until:
+            self._reserve(transport, until, wait)
+            channel = None
+            try:
+                channel = transport.open_session(timeout=max(0.05, until - time.monotonic()))
+            except paramiko.ChannelException as exc:
+                # sshd may free a closed session a moment after it says so: try again
+                # for a while before calling MaxSessions exhausted.
+                now = time.monotonic()
+                refused_since = refused_since or now
+                if now - refused_since >= REFUSED_RETRY_S or now >= until:
+                    raise EngineUnreachable(describe_session_error(self.target, exc)) from exc
+            except paramiko.SSHException as exc:
                 raise EngineUnreachable(
-                    f"all {MAX_SESSIONS} SSH sessions to {self.target} stayed busy for "
-                    f"{_seconds(wait)}: the engine answers too slowly over SSH for this "
-                    "probe deadline; raise timeouts.probe_s"
-                )
-            time.sleep(SESSION_POLL_S)
-        channel = None
-        try:
-            channel = transport.open_session(timeout=max(0.05, until - time.monotonic()))
-        except paramiko.ChannelException as exc:
-            raise EngineUnreachable(describe_session_error(self.target, exc)) from exc
-        except paramiko.SSHException as exc:
-            raise EngineUnreachable(
-                f"SSH server {self.target} did not open a session within {_seconds(wait)} "
-                f"({_said(exc, 80)}): is it overloaded?"
-            ) from exc
-        finally:
-            with self._lock:
-                self._opening -= 1
-                if channel is not None:
-                    self._open.append(channel)
-                    self._recent = [*self._recent[-7:], channel]
+                    f"SSH server {self.target} did not open a session within {_seconds(wait)} "
+                    f"({_said(exc, 80)}): is it overloaded?"
+                ) from exc
+            finally:
+                with self._lock:
+                    self._opening -= 1
+                    if channel is not None:
+                        self._open.append(channel)
+                        self._recent = [*self._recent[-7:], channel]
+            if channel is not None:
+                break
+            time.sleep(min(0.1, max(0.0, until - time.monotonic())))
         channel.settimeout(timeout)
         channel.exec_command(DIAL)
         return channel
