@@ -175,7 +175,10 @@ CONNECT_ERRORS: dict[str, tuple[BaseException, tuple[str, ...]]] = {
     ),
     "refused key": (
         paramiko.AuthenticationException("Authentication failed."),
-        ("refused the login", "/k/id", "~ops/.ssh/authorized_keys on db1.example"),
+        (
+            "refused the login (the key /k/id is not accepted)",
+            "~ops/.ssh/authorized_keys on db1.example",
+        ),
     ),
     "no key at all": (
         paramiko.SSHException("No authentication methods available"),
@@ -224,7 +227,9 @@ def test_the_defaults_are_named_when_no_ssh_table_is_given() -> None:
     exc = paramiko.SSHException("Server 'h' not found in known_hosts")
     assert "~/.ssh/known_hosts" in describe_connect_error(TARGET, SSHSettings(), exc, 1)
     refused_key = paramiko.AuthenticationException("Authentication failed.")
-    assert "no offered key" in describe_connect_error(TARGET, SSHSettings(), refused_key, 1)
+    assert "no key of the SSH agent or ~/.ssh is accepted" in describe_connect_error(
+        TARGET, SSHSettings(), refused_key, 1
+    )
 
 
 def test_an_exhausted_maxsessions_names_the_setting() -> None:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 # failing 8 of 8 with the SDK's pools; 4 at once, none).
 MAX_SESSIONS = 4
 SESSION_POLL_S = 0.01
+OPEN_ADMINISTRATIVELY_PROHIBITED = 1  # RFC 4254 5.1: forwarding is switched off
 # How long refused sessions are retried before MaxSessions is called exhausted.
 REFUSED_RETRY_S = 1.0
 DIAL = "docker system dial-stdio"
@@ -132,9 +133,13 @@ def describe_connect_error(
             "[ssh] identity_file out, or use an unencrypted key kept for checking"
         )
     if isinstance(exc, paramiko.AuthenticationException) or "No authentication methods" in text:
-        key = f"the key {settings.identity_file}" if settings.identity_file else "no offered key"
+        key = (
+            f"the key {settings.identity_file} is not accepted"
+            if settings.identity_file
+            else "no key of the SSH agent or ~/.ssh is accepted"
+        )
         return (
-            f"SSH to {target} refused the login ({key} is accepted): add the public key to "
+            f"SSH to {target} refused the login ({key}): add the public key to "
             f"~{target.user}/.ssh/authorized_keys on {target.host}, or point [ssh] "
             f"identity_file at a key it accepts; try: {login} true"
         )
@@ -487,10 +492,15 @@ class SSHEngine:
                 "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout
             )
         except paramiko.ChannelException as exc:
+            if exc.code == OPEN_ADMINISTRATIVELY_PROHIBITED:
+                raise EngineUnreachable(
+                    f"SSH server {self.target} refused to forward to {host}:{port} "
+                    f"({_said(exc, 80)}): allow it with AllowTcpForwarding yes (or local) "
+                    f"in {self.target.host}'s sshd_config"
+                ) from exc
             raise EngineUnreachable(
-                f"SSH server {self.target} refused to forward to {host}:{port} "
-                f"({_said(exc, 80)}): allow it with AllowTcpForwarding yes "
-                f"(or local) in {self.target.host}'s sshd_config"
+                f"SSH server {self.target} could not connect to {host}:{port} "
+                f"({_said(exc, 80)}): nothing answers there as {self.target.host} sees it"
             ) from exc
         except paramiko.SSHException as exc:
             raise EngineUnreachable(
