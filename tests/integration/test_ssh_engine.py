@@ -213,9 +213,11 @@ def assert_could_not_check(run: CheckRun, stack: Path, *needles: str) -> str:
         ]
         assert found, (test_id, run.messages[test_id])
         lines.update(found)
-    (line,) = lines
-    for needle in needles:
-        assert needle in line, (needle, line)
+    for line in lines:
+        for needle in needles:
+            assert needle in line, (needle, line)
+    assert len({line[:100] for line in lines}) == 1, lines  # the same line for every check
+    line = max(lines, key=len)
     assert "Traceback" not in run.stdout + run.stderr
     assert run.summary(load_name(stack))["status"] == "unknown"
     return line
@@ -382,7 +384,8 @@ def test_no_zombie_or_leftover_processes(testbed, sshd: Sshd, tmp_path: Path) ->
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stdout[-3000:]
+    # Healthy (0), or on a loaded machine some probes past the deadline (6): never a crash.
+    assert done.returncode in (0, 6), done.stdout[-3000:]
     assert "CHILDREN []" in done.stdout, done.stdout[-500:]
 
 
