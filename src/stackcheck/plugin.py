@@ -424,10 +424,6 @@ class Collector:
             items[:] = [i for i in items if i not in idle]
             config.hook.pytest_deselected(items=idle)
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        # The SSH connections to remote engines last one run (see probes/sshengine.py).
-        docker_probe.close_engines()
-
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         needs: dict[str, set[Need]] = {}
@@ -474,6 +470,8 @@ class Collector:
 
     def pytest_unconfigure(self) -> None:
         self.facts.close()
+        # The SSH connections to remote engines last one run (see probes/sshengine.py).
+        docker_probe.close_engines()
 
     def scopes(self) -> fleet.Scopes:
         """Which work unit (stack) a node id belongs to, as xdist's scheduler sees it."""
