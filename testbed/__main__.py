@@ -23,7 +23,7 @@ from testbed.remote import (
     remote_down,
     remote_up,
 )
-from testbed.stack import ALL_FAULTS, DEFAULT_PROJECT, Testbed, TestbedError
+from testbed.stack import ALL_FAULTS, CHANGES, DEFAULT_PROJECT, Testbed, TestbedError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,8 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="remove the project's containers, network, volumes")
     commands.add_parser("reset", help="undo every fault, wait until healthy")
     commands.add_parser("status", help="per service: status, restarts, signs of faults")
-    inject = commands.add_parser("inject", help="switch on one fault")
-    inject.add_argument("fault", metavar="FAULT", help=", ".join(ALL_FAULTS))
+    inject = commands.add_parser("inject", help="switch on one fault (or change)")
+    inject.add_argument(
+        "fault",
+        metavar="FAULT",
+        help=f"faults: {', '.join(ALL_FAULTS)}; changes (the stack stays healthy): "
+        f"{', '.join(CHANGES)}",
+    )
     stack_file = commands.add_parser("stack-file", help="write a stack file for the checks")
     stack_file.add_argument("path", metavar="PATH")
     remote = commands.add_parser(

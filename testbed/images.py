@@ -151,6 +151,28 @@ def build_remote() -> str:
     return _build_folder(remote_tag(), base, HERE / REMOTE_DIR)
 
 
+def variant_tag(service: str) -> str:
+    return service_tag(service).replace(
+        f"stackcheck-testbed-{service}:", f"stackcheck-testbed-{service}-variant:"
+    )
+
+
+def build_variant(service: str) -> str:
+    """The service's image with one label more: the same program under a new image id,
+    for the testbed's backend-image-changed (a release that changed nothing visible)."""
+    tag = variant_tag(service)
+    if _image_exists(tag):
+        return tag
+    dockerfile = f"FROM {build_service(service)}\nLABEL org.stackcheck.testbed.variant=1\n"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, "-"],
+        input=dockerfile.encode(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return tag
+
+
 def build_all() -> dict[str, str]:
     """Build (or reuse) every testbed image; return compose's image variables."""
     build_base()

@@ -73,6 +73,20 @@ ALL_FAULTS = FAULTS + REPLICA_FAULTS
 REPLICAS = 3
 NUMBER_LABEL = "com.docker.compose.container-number"
 
+# Changes, not failures: each recreates the backend with one difference from
+# the compose file's defaults, and the stack stays healthy. What changed since
+# the last healthy run (report/baseline.py) names them. They add up (each keeps
+# the others' differences), and reset undoes them.
+CHANGES: tuple[str, ...] = (
+    "backend-image-changed",
+    "backend-limit-changed",
+    "backend-env-changed",
+)
+MEM_LIMIT = 256 * 2**20  # the compose file's backend mem_limit
+CHANGED_MEM_LIMIT = 192 * 2**20
+FLAVOR = "standard"  # the compose file's APP_FLAVOR for the backend
+CHANGED_FLAVOR = "experimental"
+
 # PostgreSQL in the testbed: max_connections=30, superuser_reserved_connections=3.
 USABLE_CONNECTIONS = 27
 # 22 of 27 usable is 81 %, over pg_connections' 80 %; 22 of max_connections' 30
@@ -270,10 +284,17 @@ class Testbed:
                 raise TestbedError(f"building the testbed images failed: {exc}") from None
         return self._images
 
-    def compose(self, *args: str, timeout: float = 180.0, scaled: bool = False) -> str:
+    def compose(
+        self,
+        *args: str,
+        timeout: float = 180.0,
+        scaled: bool = False,
+        variables: dict[str, str] | None = None,
+    ) -> str:
         """Run docker-compose for this project; return stdout, raise one line on failure.
 
         ``scaled``: the backend publishes a port range, one port per replica.
+        ``variables`` override the compose file's variables (the changes use it).
         """
         base = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
         backend_port = str(self.backend_port)
@@ -287,6 +308,7 @@ class Testbed:
             "TESTBED_DB_PORT": str(self.db_port),
             "TESTBED_BACKEND_PORT": backend_port,
             "TESTBED_DB_HEALTH_INTERVAL": self.health_interval,
+            **(variables or {}),
         }
         compose_file = COMPOSE_FILE if self.publish_db else unpublished_compose_file()
         cmd = [*base, "-p", self.project, "-f", str(compose_file), *args]
@@ -515,6 +537,11 @@ class Testbed:
             reasons.append(f"{state['Status']}")
         if found.attrs["RestartCount"]:
             reasons.append(f"restarted {found.attrs['RestartCount']} times")
+        if service == "backend":
+            if found.attrs["HostConfig"].get("Memory") != MEM_LIMIT:
+                reasons.append("memory limit changed")
+            if _env_value(found, "APP_FLAVOR") != FLAVOR:
+                reasons.append("environment changed")
         if state.get("OOMKilled"):
             reasons.append("OOM-killed")
         if state.get("Health", {}).get("Status") == "unhealthy":
@@ -567,10 +594,38 @@ class Testbed:
     # ---------------------------------------------------------------- faults
 
     def inject(self, name: str) -> None:
-        """Switch on one fault and wait (bounded) until it has taken effect."""
-        if name not in ALL_FAULTS:
-            raise TestbedError(f"unknown fault '{name}' (valid: {', '.join(ALL_FAULTS)})")
+        """Switch on one fault (or change) and wait (bounded) until it has taken effect."""
+        if name not in ALL_FAULTS + CHANGES:
+            valid = ", ".join(ALL_FAULTS + CHANGES)
+            raise TestbedError(f"unknown fault '{name}' (valid: {valid})")
         getattr(self, "_fault_" + name.replace("-", "_"))()
+
+    def _recreate_backend(self, **change: str) -> None:
+        """Recreate the backend with ``change`` on top of the changes it already has."""
+        found = self.container("backend")
+        variables = {
+            "BACKEND_IMAGE": str(found.attrs["Config"]["Image"]),
+            "TESTBED_BACKEND_MEM_LIMIT": str(found.attrs["HostConfig"].get("Memory") or MEM_LIMIT),
+            "TESTBED_BACKEND_FLAVOR": _env_value(found, "APP_FLAVOR") or FLAVOR,
+            **change,
+        }
+        self.compose(
+            "up", "-d", "--no-deps", "--force-recreate", "-t", "1", "backend", variables=variables
+        )
+        wait_for(lambda: self.health() == "200", 60, "backend /health 200 after the change")
+
+    def _fault_backend_image_changed(self) -> None:
+        try:
+            variant = images.build_variant("backend")
+        except (subprocess.CalledProcessError, OSError) as exc:
+            raise TestbedError(f"building the backend's variant image failed: {exc}") from None
+        self._recreate_backend(BACKEND_IMAGE=variant)
+
+    def _fault_backend_limit_changed(self) -> None:
+        self._recreate_backend(TESTBED_BACKEND_MEM_LIMIT=str(CHANGED_MEM_LIMIT))
+
+    def _fault_backend_env_changed(self) -> None:
+        self._recreate_backend(TESTBED_BACKEND_FLAVOR=CHANGED_FLAVOR)
 
     def _touch_fault_file(self, name: str) -> None:
         self.exec("backend", ["sh", "-c", f"mkdir -p /run/faults && touch /run/faults/{name}"])
@@ -921,6 +976,14 @@ def unpublished_compose_file() -> Path:
     scratch.write_text(yaml.safe_dump(model, sort_keys=False), encoding="utf-8")
     os.replace(scratch, NO_DB_PORT_FILE)  # concurrent writers: each renames a whole file
     return NO_DB_PORT_FILE
+
+
+def _env_value(container: Container, name: str) -> str | None:
+    for item in container.attrs["Config"].get("Env") or []:
+        key, _, value = str(item).partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _process_state(pid: int) -> str:

@@ -11,6 +11,7 @@ from stackcheck.model import CheckRef, Payload
 from stackcheck.probes.docker_probe import compose_command, docker_command
 from stackcheck.probes.facts import StackFacts
 from stackcheck.redact import redact
+from stackcheck.report import baseline
 from stackcheck.where import needs_of
 
 
@@ -179,4 +180,7 @@ def build(
     if replicas is not None:
         payload["replicas"] = replicas
     redacted: Payload = redact(payload, secrets)
+    # What the baseline compares (report/baseline.py), redacted there: its
+    # environment digests must reach the reporter exactly as computed.
+    redacted["observed"] = baseline.observe(ref, facts, secrets)
     return redacted

@@ -44,6 +44,7 @@ from stackcheck.probes.facts import (
     StatsFacts,
 )
 from stackcheck.probes.gather import Discovery, Need, discover, gather
+from stackcheck.report.baseline import key_for
 from stackcheck.runbook import ALERTS
 from stackcheck.where import needs_of, refs
 
@@ -60,14 +61,21 @@ class Hooks:
 
     @pytest.hookspec(firstresult=True)
     def pytest_stackcheck_gather(
-        self, stack: Stack, needs: frozenset[Need], discovery: Discovery | None, pool: Pool
+        self,
+        stack: Stack,
+        needs: frozenset[Need],
+        discovery: Discovery | None,
+        pool: Pool,
+        env_key: bytes | None,
     ) -> StackFacts | None:
         """Gather the facts ``needs`` names about ``stack`` (default: the probes, on
         ``pool``'s threads, which every stack of the run shares; once per stack per
         run, under xdist in the worker that runs the stack's checks).
 
         ``discovery``: the stack's containers as listed at collection (None: list
-        them). Runs in a thread of its own. Tests implement it to fabricate facts.
+        them). ``env_key``: the key containers' environments are digested with,
+        never stored in the facts (report/baseline.py); None: take no digest.
+        Runs in a thread of its own. Tests implement it to fabricate facts.
         """
 
     @pytest.hookspec(firstresult=True)
@@ -116,9 +124,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_stackcheck_gather(
-    stack: Stack, needs: frozenset[Need], discovery: Discovery | None, pool: Pool
+    stack: Stack,
+    needs: frozenset[Need],
+    discovery: Discovery | None,
+    pool: Pool,
+    env_key: bytes | None,
 ) -> StackFacts:
-    return gather(stack, needs, discovery, pool)
+    return gather(stack, needs, discovery, pool, env_key)
 
 
 @pytest.hookimpl(trylast=True)
@@ -270,12 +282,13 @@ class FactsRun:
             self.started.append(stack.name)
         needs = self._needs[stack.name]
         discovery = self._discovery.get(stack.name)
+        key = key_for(self.config)
 
         def work() -> None:
             self._began[stack.name] = time.monotonic()
             try:
                 found = self.config.hook.pytest_stackcheck_gather(
-                    stack=stack, needs=needs, discovery=discovery, pool=self.pool
+                    stack=stack, needs=needs, discovery=discovery, pool=self.pool, env_key=key
                 )
             except Exception as exc:  # a bug in gathering must not hang or crash the run
                 self._errors[stack.name] = f"{type(exc).__name__}: {exc}"

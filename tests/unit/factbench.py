@@ -68,6 +68,12 @@ def healthy(stack: Stack, need: Need) -> Any:
             finished_at="0001-01-01T00:00:00Z",
             mem_limit=256 * MiB,
             compose_cmd=compose_command(labels, project, stack),
+            image=f"{project}-{name}:1.0",
+            image_id="sha256:" + "1" * 64,
+            created_at="2026-11-28T01:59:59Z",
+            config_hash="c" * 64,
+            env_digests={"": "0" * 16, "PATH": "1" * 16},
+            env_key_id="k" * 12,
         )
     if need.kind == "stats":
         return StatsFacts(
@@ -83,6 +89,7 @@ def healthy(stack: Stack, need: Need) -> Any:
     if need.kind == "pg":
         facts = postgres.describe(name, stack.services[need.service].postgres_dsn or "")
         facts.ping, facts.in_use, facts.max_connections, facts.reserved = "accepting", 5, 30, 3
+        facts.server_version = "15.8"
         return facts
     if need.kind == "net":
         target = need.target or ""

@@ -165,7 +165,14 @@ def test_the_note_goes_beside_the_clock_whatever_the_file_says(
     assert checkrun.summary()["stacks"][0]["incident"]["note"] == str(checkrun.reports / expected)
     names = sorted(p.name for p in checkrun.reports.iterdir())
     assert names == sorted(
-        [CLOCK, f"{CLOCK}.lock", expected, "summary-testbed.json", "stackcheck-testbed.prom"]
+        [
+            CLOCK,
+            f"{CLOCK}.lock",
+            expected,
+            "summary-testbed.json",
+            "stackcheck-testbed.prom",
+            ".stackcheck-key",
+        ]
     )
     assert not list(elsewhere.iterdir())
     assert not (checkrun.path / "x.md").exists() and not (checkrun.path.parent / "x.md").exists()

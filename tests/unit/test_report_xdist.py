@@ -60,6 +60,7 @@ def test_two_workers_report_what_one_process_does(checkrun: CheckRun) -> None:
         "incident-testbed.json.lock",
         "stackcheck-testbed.prom",
         "summary-testbed.json",
+        ".stackcheck-key",  # the environment digests' key, made by the first worker
     }
     assert summary["stacks"][0]["incident"]["runs"] == 1
     clock = json.loads((checkrun.reports / "incident-testbed.json").read_text())

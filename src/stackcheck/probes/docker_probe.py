@@ -7,6 +7,8 @@ project (v1 or v2) with any service names works.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import shlex
 import sys
@@ -271,11 +273,44 @@ def compose_command(labels: dict[str, str], project: str, stack: Stack) -> str:
     return engine_prefix(stack) + shlex.join(words)
 
 
+# The environment's digests: at most this many variables by name (the whole
+# environment always has one digest, under the name ""), names cut to NAME_MAX.
+ENV_VARS_MAX = 256
+ENV_NAME_MAX = 128
+ENV_DIGEST_HEX = 16  # 64 bits: enough to tell a change, too short to be worth more
+
+
+def key_id(key: bytes) -> str:
+    """A name for a digest key that reveals nothing of it."""
+    return hmac.new(key, b"stackcheck key id", hashlib.sha256).hexdigest()[:12]
+
+
+def env_digests(env: Any, key: bytes) -> dict[str, str]:
+    """Keyed digests of a container's ``NAME=value`` list: one per name, "" for all.
+
+    Only the digests leave this function, never a value: HMAC-SHA256 under a
+    key of the reports directory, so a short secret cannot be found by trying
+    guesses against a stored digest without that key.
+    """
+    items = sorted({str(item) for item in env or [] if isinstance(item, str)})
+    whole = hmac.new(key, "\0".join(items).encode("utf-8", "replace"), hashlib.sha256)
+    found = {"": whole.hexdigest()[:ENV_DIGEST_HEX]}
+    for item in items[:ENV_VARS_MAX]:
+        name = item.partition("=")[0]
+        digest = hmac.new(key, item.encode("utf-8", "replace"), hashlib.sha256)
+        if len(name) > ENV_NAME_MAX:
+            name = name[: ENV_NAME_MAX - 10] + "…" + digest.hexdigest()[:8]
+        if name:
+            found[name] = digest.hexdigest()[:ENV_DIGEST_HEX]
+    return found
+
+
 def container_facts(
     client: docker.DockerClient,
     service: str,
     group: list[Container],
     stack: Stack,
+    env_key: bytes | None = None,
 ) -> ContainerFacts:
     facts = ContainerFacts(service=service)
     if not group:
@@ -315,10 +350,19 @@ def container_facts(
         {"Type": "tmpfs", "Name": "", "Source": "", "Destination": str(dest)}
         for dest in (host_config.get("Tmpfs") or {})
     ]
+    config = attrs.get("Config") or {}
     # Only PGDATA is read from the environment: the rest may hold passwords.
-    for item in (attrs.get("Config") or {}).get("Env") or []:
+    for item in config.get("Env") or []:
         if isinstance(item, str) and item.startswith("PGDATA="):
             facts.pgdata = item.partition("=")[2] or None
+    if env_key:
+        facts.env_digests = env_digests(config.get("Env"), env_key)
+        facts.env_key_id = key_id(env_key)
+    facts.image = str(config.get("Image") or "")[:LOG_LINE_CAP]
+    facts.image_id = str(attrs.get("Image") or "")[:LOG_LINE_CAP]
+    facts.created_at = attrs.get("Created")
+    labels = container.labels or {}
+    facts.config_hash = labels.get("com.docker.compose.config-hash")
 
     # Restarts that docker's own counters forget (a restart policy resets
     # OOMKilled on the next start) still show in the engine's event log.

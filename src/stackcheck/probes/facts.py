@@ -39,6 +39,16 @@ class ContainerFacts:
     compose_cmd: str = ""
     mounts: list[dict[str, str]] = field(default_factory=list)  # Type, Source, Destination
     pgdata: str | None = None  # the PGDATA variable of the container, if set
+    # What "what changed since the last healthy run" compares (report/baseline.py).
+    image: str = ""  # the image as the container was created from it (Config.Image)
+    image_id: str = ""
+    created_at: str | None = None
+    config_hash: str | None = None  # compose's com.docker.compose.config-hash label
+    # The environment, never its values: keyed digests (HMAC-SHA256 under the
+    # reports directory's key) per variable name, computed in the probe.
+    # Empty with env_key_id "" when there was no key to digest with.
+    env_digests: dict[str, str] = field(default_factory=dict)
+    env_key_id: str = ""
 
 
 @dataclass
@@ -75,6 +85,7 @@ class PgFacts:
     in_use: int | None = None
     max_connections: int | None = None
     reserved: int | None = None
+    server_version: str = ""  # as the server reports it (its server_version parameter)
     user: str = ""
     host: str = ""
     port: str = ""

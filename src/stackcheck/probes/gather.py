@@ -168,9 +168,14 @@ def gather(
     needs: Collection[Need],
     discovery: Discovery | None = None,
     pool: Pool | None = None,
+    env_key: bytes | None = None,
 ) -> StackFacts:
     """Facts for exactly the given needs; ``discovery``: the containers, if listed
-    already; probes on ``pool``'s threads if given (shared by every stack of a run)."""
+    already; probes on ``pool``'s threads if given (shared by every stack of a run).
+
+    ``env_key``: the key the containers' environments are digested with
+    (report/baseline.py); without one, no digest of them is taken.
+    """
     deadline = Deadline(stack.timeouts.probe_s)
     connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
     facts = StackFacts()
@@ -196,7 +201,7 @@ def gather(
             docker_needs.append(Need("container", name))
             for number in discovery.replicas.get(name, []):
                 docker_needs.append(Need("container", name, replica=number))
-        _gather_docker(stack, set(docker_needs), deadline, facts, discovery, pool)
+        _gather_docker(stack, set(docker_needs), deadline, facts, discovery, pool, env_key)
 
     results = early.collect()
     facts.durations.update(early.durations)
@@ -266,6 +271,7 @@ def _gather_docker(
     facts: StackFacts,
     discovery: Discovery,
     pool: Pool | None = None,
+    env_key: bytes | None = None,
 ) -> None:
     if discovery.blind is not None:
         for need in needs:
@@ -286,9 +292,10 @@ def _gather_docker(
         if task not in launched:
             launched.add(task)
             group = [found] if found is not None else []
-            batch.start(
-                task, partial(docker_probe.container_facts, client, need.service, group, stack)
+            probe = partial(
+                docker_probe.container_facts, client, need.service, group, stack, env_key
             )
+            batch.start(task, probe)
     results = batch.collect()
     for need in containers:
         result = results[task_of[need]]

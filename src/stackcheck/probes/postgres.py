@@ -94,6 +94,8 @@ def probe(service: str, dsn: str, connect_s: float) -> PgFacts:
     try:
         with psycopg.connect(session_conninfo(dsn, connect_s), autocommit=True) as conn:
             row = conn.execute(HEADROOM_SQL).fetchone()
+            # Sent by the server at login: no query of its own.
+            version = conn.info.parameter_status("server_version") or ""
     except psycopg.Error as exc:
         text = " ".join(str(exc).split())
         facts.ping = _outcome(exc)
@@ -105,6 +107,7 @@ def probe(service: str, dsn: str, connect_s: float) -> PgFacts:
     facts.ping = "accepting"
     if row is not None:
         facts.max_connections, facts.reserved, facts.in_use = row
+    facts.server_version = version[:64]
     return facts
 
 

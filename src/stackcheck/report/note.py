@@ -18,6 +18,7 @@ from typing import Any
 
 from stackcheck.redact import strip_controls
 from stackcheck.report import escalation
+from stackcheck.report.baseline import Comparison
 from stackcheck.report.escalation import Incident
 from stackcheck.report.files import write_atomic
 from stackcheck.report.run import Run
@@ -132,7 +133,24 @@ def _root_cause(cause: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(incident: Incident, run: Run) -> str:
+def _changes(comparison: Comparison | None) -> list[str]:
+    """What changed since the last healthy run, as this run saw it."""
+    if comparison is None or not comparison.changes:
+        return []
+    when = comparison.baseline_at
+    assert when is not None  # changes come from a comparison with a baseline
+    lines = [
+        "## What changed since the last healthy run",
+        "",
+        f"Compared with the baseline of the healthy run of {escape_text(when.isoformat())}, "
+        f"as seen by the run of {escape_text(comparison.now.isoformat())}:",
+        "",
+    ]
+    lines += [f"- {escape_text(text)}" for text in comparison.lines()]
+    return [*lines, ""]
+
+
+def render(incident: Incident, run: Run, comparison: Comparison | None = None) -> str:
     # Stack names come from the stack file, but a heading must stay one line.
     stacks = ", ".join(escape_text(s.stack.name) for s in run.stacks)
     status = "resolved" if incident.closed_at else "open"
@@ -165,6 +183,7 @@ def render(incident: Incident, run: Run) -> str:
         lines.append(f"| {escape_text(str(entry['at']))} | {escape_text(status)} | {causes} |")
     lines.append("")
 
+    lines += _changes(comparison)
     unhealthy = [entry for entry in incident.runs if entry["root_causes"]]
     lines += ["## Root causes", ""]
     if unhealthy:
@@ -207,5 +226,5 @@ def render(incident: Incident, run: Run) -> str:
     return strip_controls("\n".join(lines))
 
 
-def write(path: Path, incident: Incident, run: Run) -> None:
-    write_atomic(path, render(incident, run))
+def write(path: Path, incident: Incident, run: Run, comparison: Comparison | None = None) -> None:
+    write_atomic(path, render(incident, run, comparison))

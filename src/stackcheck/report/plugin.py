@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from stackcheck.config import Stack
-from stackcheck.report import escalation, junit, metrics, note, summary, terminal
+from stackcheck.report import baseline, escalation, junit, metrics, note, summary, terminal
 from stackcheck.report.escalation import Incident
 from stackcheck.report.files import WriteFailed, slug
 from stackcheck.report.notify import Notifier
 from stackcheck.report.results import Results
-from stackcheck.report.run import UNHEALTHY, UNKNOWN, Run, build
+from stackcheck.report.run import UNHEALTHY, UNKNOWN, Run, StackRun, build
 
 # Exit status of a run in which no check failed but some could not check: none
 # of pytest's own (0 passed, 1 failed, 2 interrupted, 3 internal error, 4 usage
@@ -49,6 +49,7 @@ class Reporter:
         self.notifier = Notifier()
         # Set by --watch: the last complete round, already written; the session reports it.
         self.final: Run | None = None
+        self.comparisons: dict[str, baseline.Comparison] = {}  # by stack name
         # --summary-json -: the JSON is the only thing on standard output, so pytest's
         # terminal report is moved to standard error, and the JSON comes last.
         self.to_stdout = config.getoption("summary_json") == "-"
@@ -168,6 +169,7 @@ class Reporter:
         for stack_run in stack_runs:
             name = slug(stack_run.stack.name)
             one = run.only(stack_run)
+            comparison = self._compare(reports / f"baseline-{name}.json", stack_run, run)
             incident = None
             try:
                 clock = reports / f"incident-{name}.json"
@@ -186,7 +188,13 @@ class Reporter:
             self.incidents[stack_run.stack.name] = incident
             if incident is not None and incident.due:
                 self.notifier.send(stack_run.stack, incident, run.finished_at)
-            self._try(summary.write, reports / f"summary-{name}.json", one, {name: incident})
+            self._try(
+                summary.write,
+                reports / f"summary-{name}.json",
+                one,
+                {name: incident},
+                {name: comparison},
+            )
             if not one.partial:
                 # A partial run leaves the metrics of the last complete run alone:
                 # what it did not run is not known to be healthy.
@@ -197,14 +205,27 @@ class Reporter:
                     {stack_run.stack.name: incident},
                 )
             if incident is not None:
-                self._try(note.write, Path(incident.note), incident, one)
+                self._try(note.write, Path(incident.note), incident, one, comparison)
         by_slug = {slug(name): found for name, found in self.incidents.items()}
+        compared = {slug(name): found for name, found in self.comparisons.items()}
         if self.to_stdout:
-            self.stdout_text = summary.text(run, by_slug)
+            self.stdout_text = summary.text(run, by_slug, compared)
         elif (path := self._path("summary_json")) is not None:
-            self._try(summary.write, path, run, by_slug)
+            self._try(summary.write, path, run, by_slug, compared)
         if (path := self._path("prom_file")) is not None and not run.partial:
             self._try(metrics.write, path, run, self.incidents)
+
+    def _compare(self, path: Path, stack_run: StackRun, run: Run) -> baseline.Comparison:
+        """What changed since the stack's last healthy run; a healthy run is the new one."""
+        found = baseline.compare(path, stack_run, run.finished_at, self.problems.append)
+        self.comparisons[stack_run.stack.name] = found
+        if stack_run.healthy and found.observed:
+            if baseline.key_for(self.config) is None:
+                self.problems.append(
+                    f"environments not digested: {baseline.key_problem(self.config)}"
+                )
+            self._try(baseline.save, path, baseline.Baseline(run.started_at, found.observed))
+        return found
 
     def _try(self, write: Any, path: Path, *args: Any) -> None:
         try:
@@ -226,6 +247,7 @@ class Reporter:
                 self.outputs,
                 self.problems,
                 self.clock_unknown,
+                self.comparisons,
             )
             for text, ok in self.notifier.lines():
                 terminalreporter.write_line(f"notify: {text}", yellow=not ok)

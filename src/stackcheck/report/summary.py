@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from stackcheck.report.baseline import Comparison
 from stackcheck.report.escalation import Incident
 from stackcheck.report.files import slug, write_atomic
 from stackcheck.report.run import Row, Run
@@ -60,8 +61,19 @@ def _incident(incident: Incident | None, run: Run) -> dict[str, Any] | None:
     }
 
 
-def document(run: Run, incidents: dict[str, Incident | None]) -> dict[str, Any]:
-    """``incidents``: each stack's incident, by the stack's file-name slug."""
+def document(
+    run: Run,
+    incidents: dict[str, Incident | None],
+    comparisons: dict[str, Comparison] | None = None,
+) -> dict[str, Any]:
+    """``incidents``, ``comparisons``: each stack's incident and comparison with its
+    baseline, by the stack's file-name slug."""
+    compared = comparisons or {}
+    changes = []
+    for s in run.stacks:
+        found = compared.get(slug(s.stack.name))
+        if found is not None:
+            changes += [{"stack": s.stack.name, **c.to_json(found.now)} for c in found.changes]
     return {
         "stack": ", ".join(s.stack.name for s in run.stacks),
         "status": run.status,
@@ -71,6 +83,7 @@ def document(run: Run, incidents: dict[str, Incident | None]) -> dict[str, Any]:
         "checks": [_check(row) for row in run.rows],
         "root_causes": [row.label for row in run.roots],
         "blind_spots": [row.label for s in run.stacks for row in s.blind_spots],
+        "changes": changes,
         "stacks": [
             {
                 "name": s.stack.name,
@@ -79,15 +92,31 @@ def document(run: Run, incidents: dict[str, Incident | None]) -> dict[str, Any]:
                 "root_causes": [row.label for row in s.roots],
                 "blind_spots": [row.label for row in s.blind_spots],
                 "incident": _incident(incidents.get(slug(s.stack.name)), run),
+                "baseline_at": _baseline_at(compared.get(slug(s.stack.name))),
             }
             for s in run.stacks
         ],
     }
 
 
-def text(run: Run, incidents: dict[str, Incident | None]) -> str:
-    return json.dumps(document(run, incidents), indent=2) + "\n"
+def _baseline_at(comparison: Comparison | None) -> str | None:
+    if comparison is None or comparison.baseline_at is None:
+        return None
+    return comparison.baseline_at.isoformat()
 
 
-def write(path: Path, run: Run, incidents: dict[str, Incident | None]) -> None:
-    write_atomic(path, text(run, incidents))
+def text(
+    run: Run,
+    incidents: dict[str, Incident | None],
+    comparisons: dict[str, Comparison] | None = None,
+) -> str:
+    return json.dumps(document(run, incidents, comparisons), indent=2) + "\n"
+
+
+def write(
+    path: Path,
+    run: Run,
+    incidents: dict[str, Incident | None],
+    comparisons: dict[str, Comparison] | None = None,
+) -> None:
+    write_atomic(path, text(run, incidents, comparisons))

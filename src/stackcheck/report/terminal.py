@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from pytest import TerminalReporter
 
 from stackcheck.definition import Layer, Safety
+from stackcheck.report.baseline import Comparison
 from stackcheck.report.escalation import Incident, line
 from stackcheck.report.run import UNKNOWN, Run, StackRun
 
@@ -28,6 +29,7 @@ def _stack(
     stack_run: StackRun,
     incident: Incident | None,
     clock_unknown: bool,
+    comparison: Comparison | None = None,
 ) -> None:
     stack = stack_run.stack
     where = f"{stack.name} (compose project {stack.compose_project})"
@@ -51,6 +53,8 @@ def _stack(
         tr.write_line(f"{where}: UNKNOWN, no check failed, but {why}", yellow=True, bold=True)
     else:
         tr.write_line(f"{where}: healthy", green=True, bold=True)
+    if comparison is not None:
+        _changes(tr, comparison, stack_run)
     # Blind spots first: what the checker could not see may hide the real cause.
     reasons: dict[str, list[str]] = {}
     for row in blind:
@@ -88,6 +92,27 @@ def _stack(
         tr.write_line(line(incident, run.only(stack_run)))
 
 
+def _changes(tr: TerminalReporter, comparison: Comparison, stack_run: StackRun) -> None:
+    """What changed since the last healthy run: before the causes it may explain.
+
+    Shown on every run that has changes (a healthy run too: it then becomes the
+    new baseline); on a run that is not healthy, also that nothing changed, or
+    that there is no baseline to compare with.
+    """
+    if not comparison.changes and stack_run.healthy:
+        return
+    tr.write_line("")
+    if not comparison.changes:
+        if comparison.baseline_at is None:
+            tr.write_line(comparison.heading())
+        else:
+            tr.write_line(f"{comparison.heading()}: nothing that stackcheck records")
+        return
+    tr.write_line(f"{comparison.heading()}:", yellow=True, bold=True)
+    for text in comparison.lines():
+        tr.write_line(f"    {text}", yellow=True)
+
+
 def _passing_areas(tr: TerminalReporter, stack_run: StackRun) -> None:
     """One line per layer whose every check passed."""
     tr.write_line("")
@@ -113,12 +138,14 @@ def write(
     outputs: Sequence[Path],
     problems: Sequence[str],
     clock_unknown: Collection[str] = (),
+    comparisons: Mapping[str, Comparison] | None = None,
 ) -> None:
     healthy = run.healthy
     tr.write_sep("=", "Remediation", red=not healthy, green=healthy, bold=True)
     for stack_run in run.stacks:
         name = stack_run.stack.name
-        _stack(tr, run, stack_run, incidents.get(name), name in clock_unknown)
+        comparison = (comparisons or {}).get(name)
+        _stack(tr, run, stack_run, incidents.get(name), name in clock_unknown, comparison)
         tr.write_line("")
     here = Path.cwd()
     shown = (p.relative_to(here) if p.is_relative_to(here) else p for p in outputs)
