@@ -187,10 +187,24 @@ def test_the_schema_is_valid_and_rejects_what_a_summary_must_not_say() -> None:
         "checks": [check],
         "root_causes": [],
         "blind_spots": [],
+        "changes": [],
         "stacks": [],
     }
+    change: dict[str, Any] = {
+        "stack": "testbed",
+        "service": "backend",
+        "what": "image changed",
+        "detail": "app:1.4.2 → app:1.5.0",
+        "at": "2026-11-28T01:48:00+00:00",
+        "ago_s": 720.0,
+        "line": "backend image changed 12 min ago: app:1.4.2 → app:1.5.0",
+    }
     assert validator.is_valid(doc)
+    assert validator.is_valid({**doc, "changes": [change]})
     bad = [
+        {k: v for k, v in doc.items() if k != "changes"},
+        {**doc, "changes": [{**change, "ago_s": -1}]},
+        {**doc, "changes": [{**change, "value": "hunter2"}]},  # nothing but its fields
         {**doc, "status": "degraded"},
         {**doc, "incident": None},  # per stack now, not at the top
         {**doc, "checks": [{**check, "remediation": ["docker compose restart db"]}]},

@@ -102,7 +102,10 @@ def reports_dir(config: pytest.Config) -> Path:
 def key_for(config: pytest.Config) -> bytes | None:
     """The run's digest key (read once per process): ``env_key`` of its reports directory."""
     if _KEY not in config.stash:
-        config.stash[_KEY] = env_key(reports_dir(config))
+        if config.getoption("collectonly", False):  # writes nothing: no key made
+            config.stash[_KEY] = (None, "--collect-only")
+        else:
+            config.stash[_KEY] = env_key(reports_dir(config))
     return config.stash[_KEY][0]
 
 
@@ -367,7 +370,7 @@ class Change:
     def to_json(self, now: datetime) -> dict[str, Any]:
         return {
             "service": strip_controls(self.service),
-            "what": self.what,
+            "what": strip_controls(self.what),
             "detail": strip_controls(self.detail),
             "at": self.at.isoformat() if self.at else None,
             "ago_s": round(max((now - self.at).total_seconds(), 0.0), 1) if self.at else None,
@@ -572,7 +575,7 @@ class Comparison:
 
     def heading(self) -> str:
         if self.baseline_at is None:
-            return "What changed: unknown, no healthy run of all the checks saved a baseline yet"
+            return "What changed: unknown, no baseline of a healthy run of all the checks"
         return (
             f"WHAT CHANGED since the last healthy run ({ago(self.baseline_at, self.now)}, "
             f"{self.baseline_at:%Y-%m-%d %H:%M:%S %Z})"

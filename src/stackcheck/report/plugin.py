@@ -166,6 +166,9 @@ class Reporter:
             )
             stack_runs = []
             self.clock_unknown.update(s.stack.name for s in run.stacks)
+            for stack_run in run.stacks:  # no baseline could be read either
+                found = baseline.Comparison(None, [], run.finished_at, {})
+                self.comparisons[stack_run.stack.name] = found
         for stack_run in stack_runs:
             name = slug(stack_run.stack.name)
             one = run.only(stack_run)
