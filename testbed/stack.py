@@ -600,6 +600,27 @@ class Testbed:
             raise TestbedError(f"unknown fault '{name}' (valid: {valid})")
         getattr(self, "_fault_" + name.replace("-", "_"))()
 
+    def change(self, *names: str) -> None:
+        """Switch on several changes (CHANGES) with one recreation of the backend."""
+        unknown = [name for name in names if name not in CHANGES]
+        if unknown or not names:
+            raise TestbedError(f"unknown change {unknown} (valid: {', '.join(CHANGES)})")
+        variables: dict[str, str] = {}
+        for name in names:
+            variables.update(self._change_variables(name))
+        self._recreate_backend(**variables)
+
+    def _change_variables(self, name: str) -> dict[str, str]:
+        """The compose variables that make one change."""
+        if name == "backend-image-changed":
+            try:
+                return {"BACKEND_IMAGE": images.build_variant("backend")}
+            except (subprocess.CalledProcessError, OSError) as exc:
+                raise TestbedError(f"building the backend's variant image failed: {exc}") from None
+        if name == "backend-limit-changed":
+            return {"TESTBED_BACKEND_MEM_LIMIT": str(CHANGED_MEM_LIMIT)}
+        return {"TESTBED_BACKEND_FLAVOR": CHANGED_FLAVOR}
+
     def _recreate_backend(self, **change: str) -> None:
         """Recreate the backend with ``change`` on top of the changes it already has."""
         found = self.container("backend")
@@ -612,20 +633,16 @@ class Testbed:
         self.compose(
             "up", "-d", "--no-deps", "--force-recreate", "-t", "1", "backend", variables=variables
         )
-        wait_for(lambda: self.health() == "200", 60, "backend /health 200 after the change")
+        self.wait_healthy()
 
     def _fault_backend_image_changed(self) -> None:
-        try:
-            variant = images.build_variant("backend")
-        except (subprocess.CalledProcessError, OSError) as exc:
-            raise TestbedError(f"building the backend's variant image failed: {exc}") from None
-        self._recreate_backend(BACKEND_IMAGE=variant)
+        self.change("backend-image-changed")
 
     def _fault_backend_limit_changed(self) -> None:
-        self._recreate_backend(TESTBED_BACKEND_MEM_LIMIT=str(CHANGED_MEM_LIMIT))
+        self.change("backend-limit-changed")
 
     def _fault_backend_env_changed(self) -> None:
-        self._recreate_backend(TESTBED_BACKEND_FLAVOR=CHANGED_FLAVOR)
+        self.change("backend-env-changed")
 
     def _touch_fault_file(self, name: str) -> None:
         self.exec("backend", ["sh", "-c", f"mkdir -p /run/faults && touch /run/faults/{name}"])

@@ -57,10 +57,12 @@ def test_image_limit_and_environment_changes_are_named_before_the_root_cause(
     assert saved["services"]["db"]["pg"]["server_version"].startswith("15.")
     assert saved["services"]["db"]["datafs"]["size_kb"] == 128 * 1024
 
-    for change in CHANGES:
-        fault(change)
-    # The changes alone leave the stack healthy: the failure comes from a fault.
-    fault("health-500")
+    # All three in one recreation of the backend (each alone is a testbed fault
+    # too); reset, which the fault fixture runs after the test, undoes them.
+    try:
+        testbed.change(*CHANGES)
+    finally:
+        fault("health-500")  # the changes alone leave the stack healthy
     run = run_checks("--stack", str(stack), tmp_path=tmp_path)
     assert run.returncode == 1, run.stdout[-3000:]
 
