@@ -180,9 +180,17 @@ def remediation(result: pytest.RunResult) -> list[str]:
 
 
 def without_files(lines: list[str]) -> list[str]:
-    """The report's lines but those about its files and the incident clock."""
-    return [
-        line
-        for line in lines
-        if not line.startswith(("reports: ", "Incident ", "No open incident"))
-    ]
+    """The report's lines but those about its files, the incident clock and what changed
+    since the baseline (a file of the reports directory too)."""
+    kept = []
+    changes = False
+    for line in lines:
+        if line.startswith(("What changed", "WHAT CHANGED")):
+            changes = True
+            continue
+        if changes and line.startswith("    "):
+            continue
+        changes = False
+        if not line.startswith(("reports: ", "Incident ", "No open incident")):
+            kept.append(line)
+    return kept
