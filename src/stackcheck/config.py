@@ -78,6 +78,8 @@ class Thresholds:
     cpu_percent: float = 90.0
     pg_connections_percent: float = 80.0
     data_disk_percent: float = 90.0
+    host_disk_percent: float = 90.0
+    host_memory_percent: float = 90.0
     stable_window_s: float = 300.0
 
 
@@ -203,6 +205,8 @@ MAXIMA: dict[str, float] = {
     "thresholds.cpu_percent": 100,
     "thresholds.pg_connections_percent": 100,
     "thresholds.data_disk_percent": 100,
+    "thresholds.host_disk_percent": 100,
+    "thresholds.host_memory_percent": 100,
     "thresholds.stable_window_s": DAY_S,
     "timeouts.probe_s": MAX_PROBE_S,
     "timeouts.connect_s": MAX_PROBE_S,  # and, when given, at most probe_s
@@ -250,6 +254,14 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "data_disk_percent": (
             (int, float),
             "use of the database's data filesystem that fails pg_data_disk, %",
+        ),
+        "host_disk_percent": (
+            (int, float),
+            "use of the filesystem of the engine's data directory that fails host_disk, %",
+        ),
+        "host_memory_percent": (
+            (int, float),
+            "memory in use on the Docker host (not MemAvailable) that fails host_memory, %",
         ),
         "stable_window_s": (
             (int, float),

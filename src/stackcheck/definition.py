@@ -26,7 +26,7 @@ RUNBOOK = "docs/runbook.md"
 # The fixtures through which a check reads facts, and the fact kind (probe) each
 # one needs. stackcheck.plugin provides one fixture per name (a unit test holds
 # them equal); a check's facts are the names of this table among its parameters.
-FACT_FIXTURES = ("container", "stats", "logs", "pg", "net", "http", "datafs", "command")
+FACT_FIXTURES = ("container", "stats", "logs", "pg", "net", "http", "datafs", "command", "host")
 
 
 class Safety(Enum):
@@ -40,6 +40,8 @@ class Safety(Enum):
 class Layer(IntEnum):
     """Where a check sits: a failure in a lower layer can explain one above it."""
 
+    # The Docker host itself: its engine, disk and memory hold up every container.
+    HOST = -1
     CONTAINER = 0
     RESOURCES = 1
     READINESS = 2
@@ -52,6 +54,7 @@ class Layer(IntEnum):
 class Scope(Enum):
     SERVICE = "service"  # once per service of the stack file
     EDGE = "edge"  # once per depends_on edge, from the dependent service
+    HOST = "host"  # once per stack: the Docker host its engine runs on
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ def check(
     other_fixes: Sequence[Fix] = (),
     alerts: Sequence[str] = (),
     edge: bool = False,
+    host: bool = False,
     target_layers: Sequence[Layer] = (),
     applies: Applies | None = None,
     command: Sequence[str] = (),
@@ -182,7 +186,8 @@ def check(
     """Declare a test function ``test_NAME`` as the check ``NAME``.
 
     ``applies(service)`` (``applies(source, target)`` for ``edge=True``) receives
-    stack-file services and says whether the check is for them. ``command`` is an
+    stack-file services and says whether the check is for them; ``host=True`` makes
+    it a check of the stack's Docker host, once per stack (``applies(stack)``). ``command`` is an
     argv list run inside each service's container; the check reads its outcome
     through the ``command`` fixture.
     """
@@ -203,7 +208,7 @@ def check(
             Check(
                 name=name,
                 title=title,
-                scope=Scope.EDGE if edge else Scope.SERVICE,
+                scope=Scope.HOST if host else Scope.EDGE if edge else Scope.SERVICE,
                 layer=layer,
                 rank=rank,
                 step=step,

@@ -9,6 +9,10 @@ import pytest
 
 from stackcheck.definition import Fix
 
+# The "service" of a host check: '@' is in no compose service name, so it never
+# collides with one; test ids read `test_host_disk[@host]`.
+HOST = "@host"
+
 
 @dataclass(frozen=True)
 class CheckRef:

@@ -8,6 +8,7 @@ from typing import Any
 from stackcheck.config import Stack
 from stackcheck.definition import Check, Fix
 from stackcheck.model import CheckRef, Payload
+from stackcheck.probes import host
 from stackcheck.probes.docker_probe import compose_command, docker_command
 from stackcheck.probes.facts import StackFacts
 from stackcheck.redact import redact
@@ -103,6 +104,24 @@ def _command(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
     return {} if found is None else {"exit_code": found.exit_code}
 
 
+def _host(ref: CheckRef, facts: StackFacts) -> dict[str, Any]:
+    found = facts.host
+    if found is None or found.blind:
+        return {}
+    values: dict[str, Any] = {"data_root": found.data_root}
+    if found.disk_size_kb:
+        values.update(
+            host_disk_used_percent=round(found.disk_used_percent, 1),
+            host_disk_free_mb=round(found.disk_avail_kb / 1024, 1),
+        )
+    if found.mem_total_kb:
+        values.update(
+            host_mem_used_percent=round(found.mem_used_percent, 1),
+            host_mem_available_mb=round(found.mem_available_kb / 1024, 1),
+        )
+    return values
+
+
 # The live values each fact fixture offers a hint, by fixture name.
 CONTEXT = {
     "container": _container,
@@ -113,6 +132,7 @@ CONTEXT = {
     "http": _http,
     "datafs": _datafs,
     "command": _command,
+    "host": _host,
 }
 
 
@@ -127,6 +147,7 @@ def context_for(ref: CheckRef, check: Check, stack: Stack, facts: StackFacts) ->
         {}, stack.compose_project, stack
     )
     ctx["docker_cmd"] = docker_command(stack)
+    ctx["on_host"] = host.on_host(stack)
     if container is not None and container.name:
         ctx.setdefault("container", container.name)
     if ref.target is not None:

@@ -36,6 +36,7 @@ from stackcheck.probes.facts import (
     CommandFacts,
     ContainerFacts,
     DataFsFacts,
+    HostFacts,
     HttpFacts,
     LogFacts,
     NetFacts,
@@ -400,8 +401,8 @@ class Collector:
         for stack in self.stacks.values():
             for ref in refs(stack, check, self.replicas(stack)):
                 marks: list[Any] = [getattr(pytest.mark, alert) for alert in check.alerts]
-                service = stack.services[ref.service]
-                if check.name in service.gaps:
+                service = stack.services.get(ref.service)  # None: the host
+                if service is not None and check.name in service.gaps:
                     reason = (
                         f"declared gap: {stack.path} says services.{service.name} cannot "
                         f"support {check.name}"
@@ -647,6 +648,13 @@ def http(ref: CheckRef, facts: StackFacts) -> HttpFacts:
 def datafs(ref: CheckRef, facts: StackFacts) -> DataFsFacts:
     """The filesystem holding the service's PostgreSQL data directory, measured inside."""
     found: DataFsFacts = _sighted(facts.datafs.get(ref.unit), ref, "datafs")
+    return found
+
+
+@pytest.fixture
+def host(ref: CheckRef, facts: StackFacts) -> HostFacts:
+    """The Docker host the stack's engine runs on: its engine process, disk, memory."""
+    found: HostFacts = _sighted(facts.host, ref, "host")
     return found
 
 

@@ -17,6 +17,8 @@ DIAGNOSE_NETWORK = Step("diagnose-network", "Network between services")
 DIAGNOSE_HEALTH = Step("diagnose-health-endpoint", "Health endpoint")
 # Added after the original six; it sits in the resources layer of the root-cause order.
 DIAGNOSE_DATA_DISK = Step("diagnose-data-disk", "Database disk space")
+# The Docker host under every container: the layer beneath all the others.
+DIAGNOSE_HOST = Step("diagnose-host", "The Docker host")
 
 # Resolution steps.
 RESOLVE_START = Step("resolve-start-container", "Start a stopped container")
@@ -28,6 +30,9 @@ RESOLVE_CONNECTIONS = Step("resolve-connections", "Free database connections")
 RESOLVE_DATA_DISK = Step("resolve-data-disk", "Free space on the database's disk")
 RESOLVE_NETWORK = Step("resolve-network", "Repair the path between services")
 RESOLVE_MANUAL_RESTART = Step("resolve-manual-restart", "Restart the service by hand")
+RESOLVE_HOST_ENGINE = Step("resolve-host-engine", "Start the Docker engine")
+RESOLVE_HOST_DISK = Step("resolve-host-disk", "Free disk space on the Docker host")
+RESOLVE_HOST_MEMORY = Step("resolve-host-memory", "Relieve the Docker host's memory")
 
 STEPS = (
     DIAGNOSE_CONTAINER,
@@ -37,6 +42,7 @@ STEPS = (
     DIAGNOSE_NETWORK,
     DIAGNOSE_HEALTH,
     DIAGNOSE_DATA_DISK,
+    DIAGNOSE_HOST,
     RESOLVE_START,
     RESOLVE_CRASH_LOOP,
     RESOLVE_UNHEALTHY,
@@ -46,6 +52,9 @@ STEPS = (
     RESOLVE_DATA_DISK,
     RESOLVE_NETWORK,
     RESOLVE_MANUAL_RESTART,
+    RESOLVE_HOST_ENGINE,
+    RESOLVE_HOST_DISK,
+    RESOLVE_HOST_MEMORY,
 )
 
 # Alert name (a pytest marker) -> what it means.

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from stackcheck.config import Stack
 from stackcheck.definition import Check, Scope
-from stackcheck.model import CheckRef
+from stackcheck.model import HOST, CheckRef
 from stackcheck.probes.gather import DOCKER_KINDS, Need
 
 # Service -> its replica numbers, for the services that run several containers.
@@ -33,8 +33,11 @@ def _units(check: Check, service: str, replicas: Replicas | None) -> list[int | 
 
 
 def refs(stack: Stack, check: Check, replicas: Replicas | None = None) -> list[CheckRef]:
-    """Where ``check`` applies in ``stack``: its services, or its dependency edges,
-    each replica of a scaled service apart (``replicas``: as discovered)."""
+    """Where ``check`` applies in ``stack``: its services, its dependency edges, or its
+    host; each replica of a scaled service apart (``replicas``: as discovered)."""
+    if check.scope is Scope.HOST:
+        applies = check.applies is None or check.applies(stack)
+        return [CheckRef(stack.name, check.name, HOST)] if applies else []
     if check.scope is Scope.EDGE:
         return [
             CheckRef(stack.name, check.name, source, target, replica)

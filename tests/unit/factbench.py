@@ -34,6 +34,7 @@ from stackcheck.probes.facts import (
     CommandFacts,
     ContainerFacts,
     DataFsFacts,
+    HostFacts,
     HttpFacts,
     LogFacts,
     NetFacts,
@@ -113,6 +114,16 @@ def healthy(stack: Stack, need: Need) -> Any:
         )
     if need.kind == "command":
         return CommandFacts(name, need.check, need.argv, exit_code=0, output="PONG\n")
+    if need.kind == "host":
+        return HostFacts(
+            "this machine",
+            engine_processes=["dockerd --iptables=false"],
+            disk_mount="/",
+            disk_size_kb=10_000_000,
+            disk_avail_kb=6_000_000,
+            mem_total_kb=16_000_000,
+            mem_available_kb=12_000_000,
+        )
     raise ValueError(f"no healthy facts for {need.kind}")
 
 
@@ -121,6 +132,8 @@ def _table(facts: StackFacts, need: Need) -> tuple[dict[Any, Any], Any]:
         return facts.net, (need.unit, need.target or "")
     if need.kind == "command":
         return facts.commands, (need.check, need.unit)
+    if need.kind == "host":
+        return {}, None
     table = {"container": facts.containers, "stats": facts.stats, "logs": facts.logs}.get(need.kind)
     if table is None:
         table = getattr(facts, need.kind)
@@ -165,7 +178,10 @@ def fabricate(
             if name not in known:
                 raise KeyError(f"{need.key}: {type(found).__name__} has no field {name!r}")
             setattr(found, name, value)
-        table[key] = found
+        if need.kind == "host":  # one per stack, not a table
+            facts.host = found
+        else:
+            table[key] = found
         facts.durations[need.key] = 0.25
     return facts
 

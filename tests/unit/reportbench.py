@@ -34,10 +34,10 @@ TESTBED: dict[str, Any] = {
         },
     },
 }
-# The testbed: 2 services, 1 edge. Checks per service: running, stable, healthy,
-# logs, memory, cpu (6 x 2); db: pg_ready, pg_connections, pg_data_disk; the edge:
-# resolve, ping, port; backend: http_health.
-TESTBED_ITEMS = 19
+# The testbed: 2 services, 1 edge, its host. Checks per service: running, stable,
+# healthy, logs, memory, cpu (6 x 2); db: pg_ready, pg_connections, pg_data_disk;
+# the edge: resolve, ping, port; backend: http_health; the host: engine, disk, memory.
+TESTBED_ITEMS = 22
 TESTBED_SKIPPED = 2  # neither container has a HEALTHCHECK in the healthy facts
 
 # What the probes see when the db container has been stopped (testbed facts:

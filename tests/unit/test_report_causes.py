@@ -73,6 +73,46 @@ def test_two_independent_faults_stay_two_root_causes() -> None:
     }
 
 
+def test_a_full_host_disk_explains_a_stopped_database_and_all_it_takes_down() -> None:
+    roots, cause = causes(
+        "backend:http_health",
+        "db:pg_ready",
+        "db:container_running",
+        "db:pg_data_disk",
+        "backend->db:net_port",
+        "@host:host_disk",
+    )
+    assert roots == ["@host:host_disk"]
+    assert set(cause.values()) == {"@host:host_disk"}
+    assert set(cause) == {
+        "db:container_running",
+        "db:pg_data_disk",
+        "db:pg_ready",
+        "backend->db:net_port",
+        "backend:http_health",
+    }
+
+
+def test_the_host_explains_containers_and_resources_but_not_the_api_alone() -> None:
+    # An API failing on its own (a code bug) is not the host's doing: two roots.
+    roots, cause = causes("@host:host_memory", "backend:http_health")
+    assert roots == ["@host:host_memory", "backend:http_health"]
+    assert cause == {}
+    # Through a database short of memory, it is: the chain goes on by the other rules.
+    roots, cause = causes("@host:host_memory", "backend:http_health", "db:memory_headroom")
+    assert roots == ["@host:host_memory"]
+    assert cause == {
+        "db:memory_headroom": "@host:host_memory",
+        "backend:http_health": "@host:host_memory",
+    }
+
+
+def test_a_dead_engine_is_the_root_of_the_host_s_other_checks() -> None:
+    roots, cause = causes("@host:host_disk", "@host:host_engine_running")
+    assert roots == ["@host:host_engine_running"]
+    assert cause == {"@host:host_disk": "@host:host_engine_running"}
+
+
 def test_a_dependency_never_explains_a_service_s_own_container() -> None:
     roots, _ = causes("db:pg_ready", "backend:container_running", "backend:memory_headroom")
     assert roots == ["db:pg_ready", "backend:container_running"]

@@ -20,7 +20,7 @@ from definitions import definitions
 
 from stackcheck.config import Service, Stack
 from stackcheck.definition import Check, Layer, Scope
-from stackcheck.model import CheckRef
+from stackcheck.model import HOST, CheckRef
 from stackcheck.report import graph
 from stackcheck.report.causes import analyse, order
 
@@ -67,6 +67,7 @@ def old_order(stack: Stack, ref: CheckRef, check: Check) -> tuple[int | str, ...
         return services.index(service) if service in services else len(services)
 
     return (
+        0 if ref.service == HOST else 1,  # the host's checks first, beneath every service
         old_depth(stack, ref.service),
         position(ref.service),
         check.layer,

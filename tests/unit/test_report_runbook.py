@@ -198,7 +198,8 @@ def test_every_alert_calls_for_some_check() -> None:
 
 # What hints.render() fills in a template: compose, docker, service, target and
 # dependents always; health_url, pg_user, pg_dbname and target_port from the
-# stack file; container and data_dir from the facts (stackcheck.payload). The
+# stack file; container, data_dir and data_root from the facts, on_host from the
+# engine's address (stackcheck.payload). The
 # hint tests render every template of every check and find each one filled.
 PLACEHOLDERS = frozenset(
     {
@@ -213,6 +214,8 @@ PLACEHOLDERS = frozenset(
         "health_url",
         "dependents",
         "data_dir",
+        "data_root",
+        "on_host",
     }
 )
 # Edge checks only: a service check has no target.
@@ -238,14 +241,17 @@ def test_commands_use_only_placeholders_the_hints_fill(name: str) -> None:
 
 
 VERBS = {
-    Safety.DESTRUCTIVE: re.compile(r"(down|rm|volume rm|system prune|prune)\b"),
+    Safety.DESTRUCTIVE: re.compile(r"(down|rm|volume rm|system prune|image prune|prune)\b"),
     Safety.MUTATING: re.compile(r"(up|restart|start|stop|kill|pause|unpause)\b"),
 }
 
 
 def expected_safety(command: str) -> Safety:
-    """What a compose or docker command line does, by its verb."""
-    words = command.split("|")[0].split()
+    """What a compose, docker or systemctl command line does, by its verb."""
+    words = command.removeprefix("${on_host}").split("|")[0].split()
+    if words[:1] == ["systemctl"]:  # on the Docker host
+        changes = len(words) > 1 and words[1] in ("start", "stop", "restart", "reload")
+        return Safety.MUTATING if changes else Safety.READ_ONLY
     for prefix in (
         ["$compose"],
         ["$docker"],

@@ -24,6 +24,7 @@ from stackcheck.plugin import _sighted
 from stackcheck.probes.facts import (
     ContainerFacts,
     DataFsFacts,
+    HostFacts,
     HttpFacts,
     LogFacts,
     NetFacts,
@@ -46,6 +47,7 @@ def _load(stem: str) -> ModuleType:
 
 
 container_checks = _load("container")
+host_checks = _load("host")
 http_checks = _load("http")
 log_checks = _load("logs")
 network_checks = _load("network")
@@ -482,6 +484,79 @@ def test_pg_data_disk_threshold_comes_from_the_stack_file(tmp_path: Path) -> Non
 def test_pg_data_disk_fails_on_an_error() -> None:
     exc = fails(DISK, datafs(0, 0, 0, error="cannot look inside db: container is exited"), stack())
     assert str(exc) == "cannot look inside db: container is exited"
+
+
+# --- host_engine_running, host_disk, host_memory ------------------------------------------
+
+
+def host_facts(**fields: Any) -> HostFacts:
+    base: dict[str, Any] = {
+        "engine_processes": ["dockerd --iptables=false"],
+        "data_root": "/srv/docker",
+        "data_root_from": "dockerd --data-root",
+        "disk_mount": "/srv",
+        "disk_size_kb": 100 * 1024,
+        "disk_avail_kb": 50 * 1024,
+        "mem_total_kb": 1000 * 1024,
+        "mem_available_kb": 500 * 1024,
+    }
+    return HostFacts("root@host:2222", **{**base, **fields})
+
+
+def test_host_engine_running_passes_with_a_dockerd_and_fails_without() -> None:
+    host_checks.test_host_engine_running(host_facts())
+    exc = fails(host_checks.test_host_engine_running, host_facts(engine_processes=[]))
+    assert str(exc).startswith(
+        "no dockerd process runs on root@host:2222: the Docker engine is down"
+    )
+
+
+@pytest.mark.parametrize(("avail", "passes"), [(11, True), (10, False), (0, False)])
+def test_host_disk_fails_at_the_threshold(avail: int, passes: bool) -> None:
+    facts = host_facts(disk_size_kb=100 * 1024, disk_avail_kb=avail * 1024)
+    if passes:
+        host_checks.test_host_disk(facts, stack(host_disk_percent=90))
+        return
+    exc = fails(host_checks.test_host_disk, facts, stack(host_disk_percent=90))
+    assert str(exc).startswith(
+        f"the filesystem of /srv/docker (/srv, the engine's data, from dockerd --data-root) on "
+        f"root@host:2222 is {100 - avail}% full (>= 90%): {avail} MiB free of 100 MiB"
+    )
+
+
+@pytest.mark.parametrize(("available", "passes"), [(101, True), (100, False), (5, False)])
+def test_host_memory_counts_memavailable_as_free(available: int, passes: bool) -> None:
+    # 1000 MiB in all: 100 MiB available is 90 % in use.
+    facts = host_facts(mem_total_kb=1000 * 1024, mem_available_kb=available * 1024)
+    if passes:
+        host_checks.test_host_memory(facts, stack(host_memory_percent=90))
+        return
+    exc = fails(host_checks.test_host_memory, facts, stack(host_memory_percent=90))
+    assert str(exc).startswith(f"{100 - available / 10:.0f}% of the memory of root@host:2222")
+
+
+def test_host_parts_that_could_not_be_read_blind_only_their_check() -> None:
+    facts = host_facts(blind_for={"host_disk": "cannot run df on root@host:2222: denied"})
+    with pytest.raises(CouldNotCheck, match="cannot run df"):
+        _sighted(facts, CheckRef("s", "host_disk", "@host"), "host")
+    assert _sighted(facts, CheckRef("s", "host_memory", "@host"), "host") is facts
+
+
+def test_host_checks_apply_to_local_and_ssh_engines_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackcheck.where import refs
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    check = definition_of(host_checks.test_host_disk)
+    assert check is not None
+    local = stack()
+    assert [r.where for r in refs(local, check)] == ["@host"]
+    for address, applies in (
+        ("ssh://u@h:22", True),
+        ("unix:///x.sock", True),
+        ("tcp://h:2376", False),
+    ):
+        remote = Stack(local.path, "s", "p", local.services, docker_host=address)
+        assert bool(refs(remote, check)) is applies, address
 
 
 # --- logs_clean ---------------------------------------------------------------------------

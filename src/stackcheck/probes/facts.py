@@ -160,6 +160,38 @@ class CommandFacts:
 
 
 @dataclass
+class HostFacts:
+    """The Docker host the stack's engine runs on, seen through testinfra."""
+
+    host: str  # "this machine" or the SSH login, for evidence
+    blind: str | None = None
+    error: str | None = None
+    # A part that could not be read blinds only the check that reads it.
+    blind_for: dict[str, str] = field(default_factory=dict)
+    engine_processes: list[str] = field(default_factory=list)  # dockerd argv, cut
+    data_root: str = "/var/lib/docker"
+    data_root_from: str = "default"  # dockerd's --data-root, daemon.json, or default
+    disk_mount: str = ""
+    disk_size_kb: int = 0
+    disk_avail_kb: int = 0
+    mem_total_kb: int = 0
+    mem_available_kb: int = 0
+
+    @property
+    def disk_used_percent(self) -> float:
+        """Used share of what the filesystem offers users, as df's Use% counts it."""
+        used = self.disk_size_kb - self.disk_avail_kb
+        return 100.0 * used / self.disk_size_kb if self.disk_size_kb else 0.0
+
+    @property
+    def mem_used_percent(self) -> float:
+        """Memory not available to new work (MemAvailable: page cache counts as free)."""
+        if not self.mem_total_kb:
+            return 0.0
+        return 100.0 * (self.mem_total_kb - self.mem_available_kb) / self.mem_total_kb
+
+
+@dataclass
 class StackFacts:
     """Everything one run learned about one stack.
 
@@ -177,6 +209,7 @@ class StackFacts:
     http: dict[str, HttpFacts] = field(default_factory=dict)
     datafs: dict[str, DataFsFacts] = field(default_factory=dict)
     commands: dict[tuple[str, str], CommandFacts] = field(default_factory=dict)  # (check, service)
+    host: HostFacts | None = None
     durations: dict[str, float] = field(default_factory=dict)
     # Services that run several containers: their replica numbers, ascending.
     replicas: dict[str, list[int]] = field(default_factory=dict)

@@ -20,12 +20,13 @@ from typing import Any
 
 from stackcheck.config import Service, Stack
 from stackcheck.model import unit_name
-from stackcheck.probes import docker_probe, network
+from stackcheck.probes import docker_probe, host, network
 from stackcheck.probes.deadline import Batch, Deadline, Pool, Starved, TimedOut
 from stackcheck.probes.facts import (
     CommandFacts,
     ContainerFacts,
     DataFsFacts,
+    HostFacts,
     HttpFacts,
     LogFacts,
     NetFacts,
@@ -181,6 +182,9 @@ def gather(
     facts = StackFacts()
     early = Batch(deadline, pool)
     for need in needs:
+        if need.kind == "host":  # on the Docker host itself, beside the engine
+            early.start(need.key, partial(host.host_facts, stack, deadline))
+            continue
         service = stack.services[need.service]
         if through_engine(service, need.kind):
             continue
@@ -196,7 +200,7 @@ def gather(
         facts.replicas = {k: list(v) for k, v in discovery.replicas.items()}
         # Container facts of every service involved: the hints need their compose
         # labels, and a replica's report says how many of its siblings run.
-        involved = {n.service for n in needs} | {n.target for n in needs if n.target}
+        involved = {n.service for n in needs if n.kind != "host"} | {n.target for n in needs if n.target}
         for name in sorted(involved):
             docker_needs.append(Need("container", name))
             for number in discovery.replicas.get(name, []):
@@ -208,6 +212,13 @@ def gather(
     for need in needs:
         result = results.get(need.key)
         if result is None:
+            continue
+        if need.kind == "host":
+            reason = _probe_error(result)
+            if reason:
+                where = host.where(stack)
+                result = HostFacts(where, blind=f"the Docker host {where}: {reason}")
+            facts.host = result
             continue
         service = stack.services[need.service]
         reason = _probe_error(result)

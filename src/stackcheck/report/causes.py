@@ -12,7 +12,11 @@ depends on, or on the ends of a network edge. Rules, A explains B:
 4. B a network check S->T: A is a container check of S (nothing runs from a
    stopped container), or a check of T in a layer B relies on (catalogue
    ``target_layers``: a stopped target drops out of DNS; a hung process leaves
-   its port unanswered).
+   its port unanswered);
+5. A a check of the Docker host (layer HOST), B a check of any service below
+   the network layer (container, resources, readiness): every container stands
+   on the host's engine, disk and memory. What B explains in turn follows by
+   the other rules.
 
 Blind spots ("could not check") take no part: they say nothing of the stack.
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass, replace
 
 from stackcheck.config import Service, Stack
 from stackcheck.definition import Check, Layer
-from stackcheck.model import CheckRef
+from stackcheck.model import HOST, CheckRef
 from stackcheck.report import graph
 
 Checks = Mapping[CheckRef, Check]  # each failing check's definition
@@ -50,6 +54,7 @@ def order(stack: Stack, ref: CheckRef, check: Check) -> tuple[int | str, ...]:
     unknown = len(known.position)  # a service not in the stack file sorts last
 
     return (
+        0 if ref.service == HOST else 1,  # the host beneath every service
         known.depth(ref.service),
         known.position.get(ref.service, unknown),
         check.layer,
@@ -65,6 +70,8 @@ def explains(stack: Stack, a: CheckRef, b: CheckRef, checks: Checks) -> bool:
     if b.target is None:
         if a.target is None and a.service == b.service:
             return (ea.layer, ea.rank) < (eb.layer, eb.rank)
+        if a.service == HOST:  # rule 5
+            return _on_the_host(eb)
         if eb.layer < Layer.READINESS:
             return False
         needs = graph.dependencies(stack, b.service)
@@ -219,6 +226,16 @@ class _Explanations:
         # Rule 4, same edge: a prefix chain over the network checks' ranks.
         for edge, members in on_edge.items():
             self._ladder(("rank", edge), members, lambda i: (checks[failing[i]].rank,))
+
+        # Rule 5: the host's failures explain what stands on it.
+        for i in on_service.get(HOST, ()):
+            self.edge(i, self.set("host"))
+        for service, members in on_service.items():
+            if service == HOST:
+                continue
+            for i in members:
+                if _on_the_host(checks[failing[i]]):
+                    self.edge(self.set("host"), i)
 
         # Sets each failure belongs to.
         for service, members in on_service.items():
@@ -410,6 +427,11 @@ class _Explanations:
                 if mark[m] < 0:
                     mark[m] = root
                     todo.append(m)
+
+
+def _on_the_host(check: Check) -> bool:
+    """A service's check a failing host explains (rule 5)."""
+    return Layer.CONTAINER <= check.layer < Layer.NETWORK
 
 
 def _level(check: Check) -> tuple[int, ...]:

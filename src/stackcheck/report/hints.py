@@ -21,7 +21,7 @@ from stackcheck.report.redact import redact
 from stackcheck.runbook import REPLICA_TEMPLATES
 
 # Context values that are not worth quoting beside the evidence.
-_UNQUOTED = frozenset({"compose_cmd", "docker_cmd", "container_id", "log_lines"})
+_UNQUOTED = frozenset({"compose_cmd", "docker_cmd", "on_host", "container_id", "log_lines"})
 # Docker's "never": a container that has not stopped yet has this finished_at.
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 MAX_LOG_LINES = 10
@@ -165,6 +165,8 @@ def render(payload: Payload, key: str | None = None) -> Hint:
             or shlex.join(["docker", "compose", "-p", str(payload["compose_project"])])
         ),
         docker=str(context.get("docker_cmd") or "docker"),
+        # Empty on the engine's own machine, else `ssh HOST -- `: host commands run there.
+        on_host=str(context.get("on_host") or ""),
         dependents=" ".join(shlex.quote(d) for d in dependents),
     )
     commands = tuple(
