@@ -542,7 +542,7 @@ def test_host_parts_that_could_not_be_read_blind_only_their_check() -> None:
     assert _sighted(facts, CheckRef("s", "host_memory", "@host"), "host") is facts
 
 
-def test_host_checks_apply_to_local_and_ssh_engines_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_checks_apply_to_local_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     from stackcheck.where import refs
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)

@@ -3,12 +3,10 @@ free disk where the engine keeps its data, the host's memory.
 
 What the runbook's engineer checks on the host before blaming a container: is
 the Docker daemon running at all, is the disk under /var/lib/docker full, is
-the machine out of memory. testinfra's backends reach the host: ``local://``
-when the engine is on this machine's socket, ``paramiko://`` over the very SSH
-connection the engine's client uses when the engine is ``ssh://`` (so the host
-key is pinned the same way; testinfra's own paramiko client would accept an
-unknown key). An engine over ``tcp://`` offers no way onto its host: the host
-checks do not apply there (``reachable``).
+the machine out of memory. testinfra's ``local://`` backend reads the host when
+the engine is on this machine's socket. An engine elsewhere (``tcp://``,
+``ssh://``) is on a host this process is not on: there the host checks do not
+apply (``reachable``).
 
 Everything runs in one probe thread under the run's deadline; a part that
 cannot be read blinds only the check that reads it.
@@ -37,9 +35,9 @@ MEMORY = "host_memory"
 
 
 def reachable(stack: Stack) -> bool:
-    """Whether the host checks apply: the engine is local or behind ssh://."""
+    """Whether the host checks apply: the engine is on this machine's socket."""
     address = chosen_engine(stack)
-    return address is None or address.startswith(("unix://", "ssh://"))
+    return address is None or address.startswith("unix://")
 
 
 def where(stack: Stack) -> str:
@@ -68,23 +66,10 @@ def on_host(stack: Stack) -> str:
 
 
 def _host(stack: Stack, deadline: Deadline) -> Any:
-    """A testinfra host for the stack's engine host (local, or over the engine's SSH)."""
+    """A testinfra host for the stack's engine host."""
     import testinfra  # only a run with host checks pays for it
 
-    address = chosen_engine(stack)
-    if address is None or address.startswith("unix://"):
-        return testinfra.get_host("local://")
-    from stackcheck.probes import sshengine
-
-    connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
-    client = sshengine.ENGINES.login(str(address), stack.ssh, deadline, connect_s)
-    parts = urlsplit(address)
-    host = testinfra.get_host(
-        f"paramiko://{parts.username or 'root'}@{parts.hostname}:{parts.port or 22}"
-    )
-    # The engine's own, pinned connection (testinfra's would accept any host key).
-    host.backend.client = client
-    return host
+    return testinfra.get_host("local://")
 
 
 def host_facts(stack: Stack, deadline: Deadline) -> HostFacts:
