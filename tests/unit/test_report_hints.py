@@ -407,7 +407,7 @@ def test_a_crashed_check_keeps_its_traceback_under_the_hint(checkrun: CheckRun) 
 def test_could_not_check_reads_as_its_reason(checkrun: CheckRun) -> None:
     checkrun.scenario({"pg:db": {"blind": "probe failed: OSError: no route to the probe"}})
     result = checkrun.run()
-    result.assert_outcomes(errors=2, passed=15, skipped=2)
+    result.assert_outcomes(errors=2, passed=18, skipped=2)
     out = result.stdout.str()
     assert "could not check db:pg_ready: probe failed: OSError: no route to the probe" in out
     checks = checkrun.checks()

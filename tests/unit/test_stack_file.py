@@ -283,7 +283,7 @@ def shown_key(table: str, key: str) -> str:
 
 def test_every_number_of_the_schema_is_tested() -> None:
     assert ("logs", "tail") in NUMBERS and ("services.*", "port") in NUMBERS
-    assert len(NUMBERS) == 12
+    assert len(NUMBERS) == 14
 
 
 @pytest.mark.parametrize("value", ["nan", "+nan", "-nan", "inf", "+inf", "-inf"])

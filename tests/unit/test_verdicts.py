@@ -551,7 +551,7 @@ def test_host_checks_apply_to_local_engines(monkeypatch: pytest.MonkeyPatch) -> 
     local = stack()
     assert [r.where for r in refs(local, check)] == ["@host"]
     for address, applies in (
-        ("ssh://u@h:22", True),
+        ("ssh://u@h:22", False),
         ("unix:///x.sock", True),
         ("tcp://h:2376", False),
     ):
