@@ -192,7 +192,9 @@ def gather(
         if task is not None:
             early.start(need.key, task)
 
-    docker_needs = [n for n in needs if through_engine(stack.services[n.service], n.kind)]
+    docker_needs = [
+        n for n in needs if n.kind != "host" and through_engine(stack.services[n.service], n.kind)
+    ]
     if docker_needs:
         if discovery is None:
             discovery = discover(stack, deadline)
@@ -200,7 +202,9 @@ def gather(
         facts.replicas = {k: list(v) for k, v in discovery.replicas.items()}
         # Container facts of every service involved: the hints need their compose
         # labels, and a replica's report says how many of its siblings run.
-        involved = {n.service for n in needs if n.kind != "host"} | {n.target for n in needs if n.target}
+        involved = {n.service for n in needs if n.kind != "host"} | {
+            n.target for n in needs if n.target
+        }
         for name in sorted(involved):
             docker_needs.append(Need("container", name))
             for number in discovery.replicas.get(name, []):
