@@ -39,8 +39,8 @@ CHECKS = definitions()
 THREE = {"@replicas": {"backend": [1, 2, 3]}}
 # Per replica: running, stable, healthy, logs, memory, cpu and the 3 edge checks
 # (9 x 3); once for the service: http_health; db: 6 + pg_ready, pg_connections,
-# pg_data_disk.
-SCALED_ITEMS = 9 * 3 + 1 + 9
+# pg_data_disk; once for the stack: the 3 host checks.
+SCALED_ITEMS = 9 * 3 + 1 + 9 + 3
 EXITED = {"state": "exited", "exit_code": 0, "finished_at": "2026-11-29T01:00:00Z"}
 
 
