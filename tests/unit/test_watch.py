@@ -12,7 +12,14 @@ import re
 from typing import Any
 
 import pytest
-from reportbench import DB_CONSEQUENCES, DB_FAILED, DB_STOPPED, CheckRun
+from reportbench import (
+    DB_CONSEQUENCES,
+    DB_FAILED,
+    DB_STOPPED,
+    TESTBED_ITEMS,
+    TESTBED_SKIPPED,
+    CheckRun,
+)
 
 from stackcheck.report.run import HEALTHY, UNHEALTHY, UNKNOWN
 from stackcheck.watch import Delta, Snapshot, clock_line, delta, delta_lines, duration
@@ -191,7 +198,7 @@ def test_watch_starts_red_sees_the_fix_and_ends_green(checkrun: CheckRun) -> Non
     )
     # One run's output: the progress of the last round only, then the usual report.
     assert sum(1 for line in result.outlines if line.startswith("checks/test_container.py")) == 1
-    result.assert_outcomes(passed=17, skipped=2)
+    result.assert_outcomes(passed=TESTBED_ITEMS - TESTBED_SKIPPED, skipped=TESTBED_SKIPPED)
     assert "testbed (compose project tb): healthy" in result.outlines
     assert any(x.startswith("Incident resolved after") for x in result.outlines)
     assert checkrun.summary()["status"] == "healthy"
@@ -222,7 +229,11 @@ def test_watch_max_ends_an_unrecovered_watch_red(checkrun: CheckRun) -> None:
         f"watch: stopped at --watch-max after {count} rounds, not recovered: "
         "reporting the last round"
     ) in result.stdout.str()
-    result.assert_outcomes(passed=17 - DB_FAILED, failed=DB_FAILED, skipped=2)
+    result.assert_outcomes(
+        passed=TESTBED_ITEMS - TESTBED_SKIPPED - DB_FAILED,
+        failed=DB_FAILED,
+        skipped=TESTBED_SKIPPED,
+    )
     assert checkrun.summary()["status"] == "unhealthy"
 
 
@@ -235,7 +246,11 @@ def test_ctrl_c_reports_the_last_complete_round(checkrun: CheckRun) -> None:
         result.stdout.str()
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
-    result.assert_outcomes(passed=17 - DB_FAILED, failed=DB_FAILED, skipped=2)
+    result.assert_outcomes(
+        passed=TESTBED_ITEMS - TESTBED_SKIPPED - DB_FAILED,
+        failed=DB_FAILED,
+        skipped=TESTBED_SKIPPED,
+    )
 
 
 def test_sigterm_of_a_scheduler_ends_the_watch_like_ctrl_c(checkrun: CheckRun) -> None:
