@@ -19,6 +19,7 @@ from typing import Any
 
 from stackcheck.config import load_stack
 from stackcheck.definition import Check
+from stackcheck.model import HOST, CheckRef
 from stackcheck.probes.gather import through_engine
 from stackcheck.report.files import slug
 from stackcheck.where import refs
@@ -126,14 +127,21 @@ def check_ids(
 ) -> set[str]:
     """The test ids `pytest checks/ --stack stack_file` runs (one stack).
 
-    ``engine_only``: just the checks that read a fact through the Docker engine;
+    ``engine_only``: just the checks that read a fact through the Docker engine
+    (over ssh://, the host checks too: they ride the engine's SSH login);
     ``replicas``: the services that run several containers, and their numbers.
     """
     stack = load_stack(stack_file)
+    over_ssh = (stack.docker_host or "").startswith("ssh://")
+
+    def through(ref: CheckRef, check: Check) -> bool:
+        if ref.service == HOST:
+            return over_ssh
+        return any(through_engine(stack.services[ref.service], kind) for kind in check.facts)
+
     return {
         f"test_{check.name}[{ref.where}]"
         for check in check_definitions()
         for ref in refs(stack, check, replicas)
-        if not engine_only
-        or any(through_engine(stack.services[ref.service], kind) for kind in check.facts)
+        if not engine_only or through(ref, check)
     }

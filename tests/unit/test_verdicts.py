@@ -542,7 +542,7 @@ def test_host_parts_that_could_not_be_read_blind_only_their_check() -> None:
     assert _sighted(facts, CheckRef("s", "host_memory", "@host"), "host") is facts
 
 
-def test_host_checks_apply_to_local_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_checks_apply_to_local_and_ssh_engines_only(monkeypatch: pytest.MonkeyPatch) -> None:
     from stackcheck.where import refs
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
@@ -551,7 +551,7 @@ def test_host_checks_apply_to_local_engines(monkeypatch: pytest.MonkeyPatch) -> 
     local = stack()
     assert [r.where for r in refs(local, check)] == ["@host"]
     for address, applies in (
-        ("ssh://u@h:22", False),
+        ("ssh://u@h:22", True),
         ("unix:///x.sock", True),
         ("tcp://h:2376", False),
     ):

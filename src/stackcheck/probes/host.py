@@ -3,10 +3,12 @@ free disk where the engine keeps its data, the host's memory.
 
 What the runbook's engineer checks on the host before blaming a container: is
 the Docker daemon running at all, is the disk under /var/lib/docker full, is
-the machine out of memory. testinfra's ``local://`` backend reads the host when
-the engine is on this machine's socket. An engine elsewhere (``tcp://``,
-``ssh://``) is on a host this process is not on: there the host checks do not
-apply (``reachable``).
+the machine out of memory. testinfra's backends reach the host: ``local://``
+when the engine is on this machine's socket, ``paramiko://`` over the very SSH
+connection the engine's client uses when the engine is ``ssh://`` (logged in
+with the same pinned host key: testinfra's own paramiko client would accept an
+unknown key, so it is never used). An engine over ``tcp://`` offers no way onto
+its host: the host checks do not apply there (``reachable``).
 
 Everything runs in one probe thread under the run's deadline; a part that
 cannot be read blinds only the check that reads it.
@@ -35,9 +37,9 @@ MEMORY = "host_memory"
 
 
 def reachable(stack: Stack) -> bool:
-    """Whether the host checks apply: the engine is on this machine's socket."""
+    """Whether the host checks apply: the engine is local or behind ssh://."""
     address = chosen_engine(stack)
-    return address is None or address.startswith("unix://")
+    return address is None or address.startswith(("unix://", "ssh://"))
 
 
 def where(stack: Stack) -> str:
@@ -66,10 +68,32 @@ def on_host(stack: Stack) -> str:
 
 
 def _host(stack: Stack, deadline: Deadline) -> Any:
-    """A testinfra host for the stack's engine host."""
+    """A testinfra host for the stack's engine host (local, or over the engine's SSH)."""
     import testinfra  # only a run with host checks pays for it
 
-    return testinfra.get_host("local://")
+    address = chosen_engine(stack)
+    if address is None or address.startswith("unix://"):
+        return testinfra.get_host("local://")
+    from testinfra.backend.paramiko import ParamikoBackend
+    from testinfra.host import Host
+
+    from stackcheck.probes import sshengine
+
+    connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
+    # Logged in even when the engine behind the login is down: that is a host fact.
+    engine = sshengine.ENGINES.login(str(address), stack.ssh, deadline, connect_s)
+    target = engine.target
+
+    class Pinned(ParamikoBackend):  # type: ignore[misc]
+        """testinfra's paramiko backend on the engine's own, pinned connection."""
+
+        @property
+        def client(self) -> Any:
+            # No reconnecting with testinfra's own client (it would learn any host
+            # key): a dropped connection fails the command, which blinds its check.
+            return engine.client
+
+    return Host(Pinned(f"paramiko://{target.user}@{target.host}:{target.port}"))
 
 
 def host_facts(stack: Stack, deadline: Deadline) -> HostFacts:

@@ -529,10 +529,29 @@ class Engines:
         self._lock = threading.Lock()
         self._engines: dict[_KEY, SSHEngine] = {}
         self._failures: dict[_KEY, EngineUnreachable] = {}
+        self._docker_failures: dict[_KEY, EngineUnreachable] = {}
         self._locks: dict[_KEY, threading.Lock] = {}
 
     def engine(
         self, address: str, settings: SSHSettings, deadline: Deadline, default_s: float
+    ) -> SSHEngine:
+        """The engine's connection, logged in and with its Docker client started."""
+        return self._get(address, settings, deadline, default_s, docker=True)
+
+    def login(
+        self, address: str, settings: SSHSettings, deadline: Deadline, default_s: float
+    ) -> SSHEngine:
+        """The same connection, logged in, its Docker client not needed: for the host's
+        own facts, which must be read even when the engine behind it is down."""
+        return self._get(address, settings, deadline, default_s, docker=False)
+
+    def _get(
+        self,
+        address: str,
+        settings: SSHSettings,
+        deadline: Deadline,
+        default_s: float,
+        docker: bool,
     ) -> SSHEngine:
         key = (address, settings.identity_file, settings.known_hosts)
         with self._lock:
@@ -547,25 +566,34 @@ class Engines:
             if failure is not None:
                 # Once a run: a second stack on the same host would wait as long again.
                 raise EngineUnreachable(str(failure))
-            found = self._engines.get(key)
-            if found is not None and found.alive():
-                found.deadline = deadline
-                if found.docker is not None:
-                    found.docker.api.timeout = found.request_timeout()
-                return found
-            engine = SSHEngine(address, settings)
-            engine.deadline = deadline
-            try:
-                engine.login(default_s)
-                engine.start_docker()
-            except EngineUnreachable as exc:
-                engine.close()
-                self._failures[key] = exc
-                raise
-            except Exception:
-                engine.close()
-                raise
-            self._engines[key] = engine
+            engine = self._engines.get(key)
+            if engine is not None and engine.alive():
+                engine.deadline = deadline
+                if engine.docker is not None:
+                    engine.docker.api.timeout = engine.request_timeout()
+            else:
+                engine = SSHEngine(address, settings)
+                engine.deadline = deadline
+                try:
+                    engine.login(default_s)
+                except EngineUnreachable as exc:
+                    engine.close()
+                    self._failures[key] = exc
+                    raise
+                except Exception:
+                    engine.close()
+                    raise
+                self._engines[key] = engine
+            if docker and engine.docker is None:
+                failed = self._docker_failures.get(key)
+                if failed is not None:
+                    raise EngineUnreachable(str(failed))
+                try:
+                    engine.start_docker()
+                except EngineUnreachable as exc:
+                    # The login stands (the host's facts use it); the engine does not.
+                    self._docker_failures[key] = exc
+                    raise
             return engine
         finally:
             lock.release()
@@ -576,6 +604,7 @@ class Engines:
             engines = list(self._engines.values())
             self._engines.clear()
             self._failures.clear()
+            self._docker_failures.clear()
         for engine in engines:
             engine.close()
 
