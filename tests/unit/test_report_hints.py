@@ -217,6 +217,10 @@ def test_every_docker_command_of_every_fix_reaches_the_stack_s_engine(
                 if template.startswith(("$compose", "$docker")):
                     assert command.startswith("DOCKER_HOST=ssh://ops@prod docker"), command
                     seen += 1
+                elif template.startswith("${on_host}"):
+                    # A command on the Docker host itself runs there, over SSH.
+                    assert command.startswith("ssh ops@prod -- "), command
+                    seen += 1
                 else:
                     assert "docker" not in command, command
     assert seen > 20
