@@ -62,7 +62,7 @@ FAULTS: tuple[str, ...] = (
 )
 # Faults of a scaled backend, apart: the one-container fault matrix of the
 # integration tests (tests/integration/test_checks_faults.py) is over FAULTS;
-# these have tests/integration/test_replicas.py.
+# these have tests/integration/test_replica_faults.py.
 REPLICA_FAULTS: tuple[str, ...] = ("backend-replica-stopped", "backend-replica-oom")
 ALL_FAULTS = FAULTS + REPLICA_FAULTS
 
