@@ -253,6 +253,7 @@ class FakeAPI:
         self.calls: list[list[str]] = []
         self.environments: list[dict[str, str]] = []
         self.closed = 0
+        self.close_refused = False  # as docker-py's stream over ssh://
 
     def exec_create(self, cid: str, argv: list[str], **kwargs: Any) -> dict[str, str]:
         if self.refuse:
@@ -274,6 +275,10 @@ class FakeAPI:
 
             def close(self) -> None:
                 api.closed += 1
+                if api.close_refused:
+                    raise docker.errors.DockerException(
+                        "Cancellable streams not supported for the SSH protocol"
+                    )
 
         return Stream()  # type: ignore[return-value]
 
@@ -293,6 +298,16 @@ def test_inside_run_stops_reading_at_the_cap() -> None:
     ran = inside.run(FakeContainer(api), ["sh"])
     assert ran.truncated and len(ran.stdout) == inside.OUTPUT_CAP and ran.exit_code is None
     assert api.closed == 1
+
+
+def test_a_stream_that_cannot_be_cancelled_over_ssh_still_answers() -> None:
+    api = FakeAPI([(b"y" * (inside.OUTPUT_CAP * 4), b"", 0), (b"ok\n", b"", 0)])
+    api.close_refused = True
+    ran = inside.run(FakeContainer(api), ["sh"])
+    assert ran.truncated and len(ran.stdout) == inside.OUTPUT_CAP
+    ran = inside.run(FakeContainer(api), ["sh"])
+    assert (ran.stdout, ran.exit_code) == (b"ok\n", 0)
+    assert api.closed == 2
 
 
 def test_exec_probe_passes_names_as_arguments_and_no_password() -> None:

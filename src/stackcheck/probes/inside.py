@@ -10,6 +10,7 @@ prints without end costs nothing past it), and parsed strictly by the caller.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,11 @@ def run(
                 break
     finally:
         close = getattr(stream, "close", None)
+        # docker-py cannot cancel a stream over ssh:// ("Cancellable streams not
+        # supported for the SSH protocol"): the answer read so far still counts.
         if close is not None:
-            close()
+            with contextlib.suppress(docker.errors.DockerException):
+                close()
     exit_code: int | None = None
     if not truncated:
         try:
