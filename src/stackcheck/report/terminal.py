@@ -53,8 +53,6 @@ def _stack(
         tr.write_line(f"{where}: UNKNOWN, no check failed, but {why}", yellow=True, bold=True)
     else:
         tr.write_line(f"{where}: healthy", green=True, bold=True)
-    if comparison is not None:
-        _changes(tr, comparison, stack_run)
     # Blind spots first: what the checker could not see may hide the real cause.
     reasons: dict[str, list[str]] = {}
     for row in blind:
@@ -64,6 +62,9 @@ def _stack(
         tr.write_line(f"BLIND SPOT, could not check {_plural(len(labels), 'check')}:", yellow=True)
         tr.write_line(f"    {reason}")
         tr.write_line(f"    checks: {', '.join(labels)}")
+    # Then what changed, before the root causes it may explain.
+    if comparison is not None:
+        _changes(tr, comparison, stack_run)
     for root in roots:
         hint = root.hint
         assert hint is not None  # every failing row has one
