@@ -161,7 +161,7 @@ def test_a_fleet_serial_and_parallel_same_verdicts_each_stack_gathered_once(
     assert "created: 2/2 workers" in parallel.stdout
     # The same verdicts, roles, causes and fixes per stack, and the same JUnit outcomes.
     assert _verdicts(serial, stacks) == _verdicts(parallel, stacks)
-    assert serial.outcomes == parallel.outcomes and len(serial.outcomes) == 8 * 19
+    assert serial.outcomes == parallel.outcomes and len(serial.outcomes) == 8 * 22
     statuses = {name: v[0] for name, v in _verdicts(parallel, stacks).items()}
     assert statuses == {name: "unhealthy" if name == broken else "healthy" for name in stacks}
     assert _verdicts(parallel, stacks)[broken][1] == [f"{broken}/db:container_running"]

@@ -150,7 +150,7 @@ def test_ci_subset_names_real_faults() -> None:
 
 @over_ssh
 def test_remote_stack_has_the_local_checks(tmp_path: Path) -> None:
-    """Over SSH the same 19 checks apply as locally: none is lost to the distance."""
+    """Over SSH the same 22 checks apply as locally: none is lost to the distance."""
     remote = RemoteTestbed(RemoteHost(state_dir=tmp_path / "state"))
     remote_ids = check_ids(remote.write_stack_file(tmp_path / "remote.toml"))
     local_ids = check_ids(Testbed().write_stack_file(tmp_path / "local.toml"))
