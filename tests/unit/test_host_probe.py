@@ -1,7 +1,7 @@
 """The host probe's reading of what testinfra returns: data root, df, meminfo; hostile text.
 
 testinfra itself is replaced by a stand-in host here (pure parsing); the real
-local backend runs in tests/integration/test_host.py.
+local backend runs in tests/integration/test_host_checks.py.
 """
 
 from __future__ import annotations
