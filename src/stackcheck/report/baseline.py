@@ -40,7 +40,7 @@ import pytest
 from stackcheck.model import CheckRef
 from stackcheck.probes.facts import StackFacts
 from stackcheck.redact import redact, strip_controls
-from stackcheck.report.files import write_atomic
+from stackcheck.report.files import read_bounded, write_atomic
 from stackcheck.report.run import StackRun
 
 VERSION = 1
@@ -218,23 +218,7 @@ class Unusable(Exception):
 
 def _read(path: Path, limit: int) -> bytes | None:
     """A file's bytes, at most ``limit``; None if there is none. No link, no blocking."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise Unusable(f"cannot open it: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise Unusable("not a regular file")
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise Unusable(f"cannot read it: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise Unusable(f"larger than {limit} bytes")
-    return data
+    return read_bounded(path, limit, Unusable, f"larger than {limit} bytes")
 
 
 def _str(value: Any, nullable: bool = True) -> bool:

@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stackcheck.report.files import WriteFailed, locked, write_atomic
+from stackcheck.report.files import WriteFailed, locked, read_bounded, write_atomic
 from stackcheck.report.run import HEALTHY, Row, Run
 from stackcheck.runbook import ESCALATE_AFTER_MIN, ESCALATION
 
@@ -179,27 +177,9 @@ def _valid_record(entry: Any) -> bool:
 
 def _read(path: Path) -> bytes | None:
     """The clock file's bytes; None if there is none. Never follows a link, never blocks."""
-    try:
-        # O_NONBLOCK: a FIFO in its place must not hang the run; O_NOFOLLOW: a
-        # link must not make it read (a device, a file elsewhere) what it points at.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise Unusable(f"cannot open it: {exc.strerror or exc}") from None
-    # Checked on the descriptor, before any read: a directory cannot even be
-    # wrapped in a file object, and a device could be read forever.
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise Unusable("not a regular file")
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            data = handle.read(CLOCK_READ_MAX + 1)
-        except OSError as exc:
-            raise Unusable(f"cannot read it: {exc.strerror or exc}") from None
-    if len(data) > CLOCK_READ_MAX:
-        raise Unusable(f"larger than {CLOCK_READ_MAX // 2**20} MiB")
-    return data
+    return read_bounded(
+        path, CLOCK_READ_MAX, Unusable, f"larger than {CLOCK_READ_MAX // 2**20} MiB"
+    )
 
 
 def _parse(path: Path, data: bytes, now: datetime) -> Incident:

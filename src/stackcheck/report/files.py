@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 import tempfile
 import threading
 import zlib
@@ -34,6 +35,35 @@ def slug(name: str) -> str:
     if safe != name:
         safe += f"-{zlib.crc32(name.encode('utf-8', 'replace')):08x}"
     return safe
+
+
+def read_bounded(path: Path, limit: int, unusable: type[Exception], too_big: str) -> bytes | None:
+    """A report file's bytes, at most ``limit``; None if there is none.
+
+    Never follows a link, never blocks; anything else raises ``unusable`` with
+    a few words (``too_big`` when the file holds more than ``limit`` bytes).
+    """
+    try:
+        # O_NONBLOCK: a FIFO in its place must not hang the run; O_NOFOLLOW: a
+        # link must not make it read (a device, a file elsewhere) what it points at.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unusable(f"cannot open it: {exc.strerror or exc}") from None
+    # Checked on the descriptor, before any read: a directory cannot even be
+    # wrapped in a file object, and a device could be read forever.
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise unusable("not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise unusable(f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise unusable(too_big)
+    return data
 
 
 def write_atomic(path: Path, text: str) -> None:
