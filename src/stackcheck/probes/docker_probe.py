@@ -6,7 +6,6 @@ project (v1 or v2) with any service names works.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -21,6 +20,7 @@ from stackcheck.probes import cgroup, logmatch
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
 from stackcheck.probes.network import file_refusal
+from stackcheck.probes.streams import close_stream
 from stackcheck.redact import redact_text
 
 if TYPE_CHECKING:
@@ -373,14 +373,17 @@ def container_facts(
         filters={"type": "container", "container": facts.id, "event": ["die", "oom"]},
         decode=True,
     )
-    for event in events:
-        if event.get("Action") == "oom" or event.get("status") == "oom":
-            facts.recent_ooms += 1
-        else:
-            facts.recent_dies += 1
-            code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
-            if code is not None and str(code).lstrip("-").isdigit():
-                facts.recent_exit_codes.append(int(code))
+    try:
+        for event in events:
+            if event.get("Action") == "oom" or event.get("status") == "oom":
+                facts.recent_ooms += 1
+            else:
+                facts.recent_dies += 1
+                code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+                if code is not None and str(code).lstrip("-").isdigit():
+                    facts.recent_exit_codes.append(int(code))
+    finally:
+        _close(events)
     return facts
 
 
@@ -490,11 +493,38 @@ def _frames(stream: Any, tty: bool) -> Iterator[bytes]:
 
 
 def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    # A stream that will not close is one connection less for the pool, no more.
-    with contextlib.suppress(Exception):
-        if close is not None:
-            close()
+    # Gives the stream's connection back, also over ssh:// (see streams).
+    close_stream(stream)
+
+
+def _log_stream(container: Container, tty: bool, tail: int, since: int) -> Any:
+    """The container's log entries as a stream, on one connection of the client's pool.
+
+    docker-py's ``logs()`` asks the engine whether the container has a tty
+    while it holds the log stream's connection: two connections at once for
+    one read. Over ssh:// the pool is the engine's few sessions, and a few log
+    reads at once each held one and waited for another until the deadline
+    (issue 10). The tty is known here (from the container's attributes), so
+    the stream is requested as ``logs()`` would, without that second call.
+    """
+    import docker
+
+    api = getattr(getattr(container, "client", None), "api", None)
+    if not isinstance(api, docker.APIClient):  # not the SDK's own container (a fake)
+        return container.logs(
+            stdout=True, stderr=True, stream=True, follow=False, tail=tail, since=since
+        )
+    params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 0, "follow": 0}
+    params["tail"] = tail
+    if since > 0:
+        params["since"] = since
+    response = api._get(api._url("/containers/{0}/logs", container.id), params=params, stream=True)
+    try:
+        output = api._get_result_tty(True, response, tty)
+    except BaseException:
+        response.close()
+        raise
+    return docker.types.CancellableStream(output, response)
 
 
 def read_newest_logs(
@@ -517,9 +547,7 @@ def read_newest_logs(
     tty = bool(((getattr(container, "attrs", None) or {}).get("Config") or {}).get("Tty"))
     want = max(1, tail)
     while True:
-        stream = container.logs(
-            stdout=True, stderr=True, stream=True, follow=False, tail=want, since=since
-        )
+        stream = _log_stream(container, tty, tail=want, since=since)
         window = bytearray()
         entries = 0
         over = False

@@ -10,11 +10,12 @@ prints without end costs nothing past it), and parsed strictly by the caller.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
+
+from stackcheck.probes.streams import close_stream
 
 # Far more than any answer the scripts print (a status line, three numbers,
 # an error message, a capped body); the rest of a runaway output is not read.
@@ -55,12 +56,10 @@ def run(
                 truncated = True
                 break
     finally:
-        close = getattr(stream, "close", None)
-        # docker-py cannot cancel a stream over ssh:// ("Cancellable streams not
-        # supported for the SSH protocol"): the answer read so far still counts.
-        if close is not None:
-            with contextlib.suppress(docker.errors.DockerException):
-                close()
+        # Also over ssh://, where docker-py's own close() refuses ("Cancellable
+        # streams not supported for the SSH protocol") and the exec's session
+        # would stay out of the engine's pool: see streams.
+        close_stream(stream)
     exit_code: int | None = None
     if not truncated:
         try:
