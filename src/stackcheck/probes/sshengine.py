@@ -281,6 +281,21 @@ class _SessionAdapter(BaseHTTPAdapter):  # type: ignore[misc]
         requests.adapters.HTTPAdapter.close(self)
 
 
+def _no_delay(client: paramiko.SSHClient) -> None:
+    """Send small packets at once, as OpenSSH does (TCP_NODELAY).
+
+    An API call over a session is a few small writes (a request's head and
+    body, window adjustments); with Nagle's algorithm each waited for the
+    peer's delayed acknowledgement: an exec (create, start, inspect) took
+    about 210 ms over SSH to this machine's sshd, and 80 ms without the wait.
+    """
+    transport = client.get_transport()
+    sock = getattr(transport, "sock", None)
+    with contextlib.suppress(OSError, AttributeError):
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class SSHEngine:
     """One logged-in SSH connection to an engine host, and its Docker client."""
 
@@ -364,6 +379,7 @@ class SSHEngine:
             raise EngineUnreachable(
                 describe_connect_error(target, settings, failure, budget)
             ) from failure
+        _no_delay(client)
         self.client = client
 
     def _linked(self, transport: Any) -> int:
