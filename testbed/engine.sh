@@ -47,7 +47,11 @@ fi
 # service manager): only start our own if none is running at all.
 if ! pgrep -x dockerd >/dev/null 2>&1; then
     echo "engine.sh: starting dockerd (log: $LOG)" >&2
-    setsid nohup dockerd --iptables=false --ip6tables=false >>"$LOG" 2>&1 </dev/null &
+    # Every compose project gets a bridge network of its own; the default
+    # address pools hold about 31, too few for bench/fleet.py's 32 stacks.
+    # /24 networks from one /16 make 256 (10.201/16 is on no interface here).
+    setsid nohup dockerd --iptables=false --ip6tables=false \
+        --default-address-pool base=10.201.0.0/16,size=24 >>"$LOG" 2>&1 </dev/null &
 fi
 
 waited=0

@@ -153,6 +153,15 @@ while len(held) < want and time.monotonic() < deadline:
                                     password=os.environ["POSTGRES_PASSWORD"]))
     except psycopg.OperationalError:
         time.sleep(0.1)
+# One more client, as an application would be, then gone: refused when the
+# slots are exhausted, which puts the server's FATAL in db's log before any
+# check runs (else only the checks' own probes would, racing the log read).
+try:
+    psycopg.connect(host="127.0.0.1", port=5432, user=os.environ["APP_USER"],
+                    dbname=os.environ["APP_USER"], connect_timeout=2,
+                    password=os.environ["POSTGRES_PASSWORD"]).close()
+except psycopg.OperationalError:
+    pass
 with open("/tmp/connection-holder.ready", "w") as ready:
     ready.write(str(len(held)))
 while True:

@@ -44,7 +44,7 @@ from stackcheck.probes.facts import (
     StackFacts,
     StatsFacts,
 )
-from stackcheck.probes.gather import Discovery, Need, discover, gather
+from stackcheck.probes.gather import Discovery, Need, discover, gather, read_stats_early
 from stackcheck.report.baseline import key_for
 from stackcheck.runbook import ALERTS
 from stackcheck.where import needs_of, refs
@@ -210,12 +210,16 @@ class DiscoveryRun:
         self._threads: dict[str, threading.Thread] = {}
         self._deadlines: dict[str, Deadline] = {}
 
-    def start(self, stack: Stack) -> None:
+    def start(self, stack: Stack, early: Pool | None = None) -> None:
+        """List ``stack``'s containers in a thread; with ``early``, then start
+        reading their memory and CPU on that pool (gather.read_stats_early)."""
         deadline = Deadline(stack.timeouts.probe_s)
 
         def work() -> None:
             try:
                 found = self.config.hook.pytest_stackcheck_discover(stack=stack, deadline=deadline)
+                if early is not None and found is not None:
+                    read_stats_early(found, stack, deadline, early)
             except Exception as exc:  # a bug in discovery must not hang or crash the run
                 found = Discovery(
                     blind=f"listing the containers failed: {type(exc).__name__}: {exc}"
@@ -347,8 +351,9 @@ class Collector:
         self.directories = {directory}
         self.facts = FactsRun(config)
         self.discovery = DiscoveryRun(config)
+        early = self.facts.pool if _reads_every_container(config, len(stacks)) else None
         for stack in stacks:
-            self.discovery.start(stack)
+            self.discovery.start(stack, early)
         self._replicas: dict[str, dict[str, list[int]]] = {}
         self.secrets = sorted({x for s in stacks for x in s.secrets()}, key=len, reverse=True)
         self.collected: set[str] = set()  # node ids of the check items to run
@@ -541,6 +546,25 @@ class Collector:
             rep.duration = 0.0
         report.hints.decorate(rep)  # also masks passwords in the report's text
         return rep
+
+
+def _reads_every_container(config: pytest.Config, stacks: int) -> bool:
+    """Whether this run will read every container's memory and CPU, as a whole
+    run of the checks does: then the readings start with the container listing.
+
+    A guess made before collection, on the command line alone: a wrong "yes"
+    costs one read-only exec per container, whose reading is then unused; any
+    selection (-k, -m, --deselect, a node id, --lf), --collect-only and xdist
+    (whose workers gather only their own stacks) say no. So do fleets larger
+    than the gatherers, which start in waves.
+    """
+    option = config.option
+    if getattr(config, "workerinput", None) is not None or getattr(option, "numprocesses", None):
+        return False
+    selecting = ("keyword", "markexpr", "deselect", "collectonly", "lf", "failedfirst", "stepwise")
+    if any(getattr(option, name, None) for name in selecting):
+        return False
+    return stacks <= GATHER_THREADS and not any("::" in arg for arg in config.args)
 
 
 def _function(item: pytest.Item) -> object:

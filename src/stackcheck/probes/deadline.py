@@ -157,6 +157,9 @@ class Batch:
         else:
             threading.Thread(target=runner, name=f"probe:{key}", daemon=True).start()
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
     def collect(self) -> dict[str, Any]:
         """Each result, the exception it raised, a TimedOut, or (pooled) a Starved."""
         with self._done:

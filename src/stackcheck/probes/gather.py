@@ -14,7 +14,7 @@ Nothing here raises: a probe's own failure, or the engine's, becomes the facts'
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -89,6 +89,9 @@ class Discovery:
     # Services with more than MAX_REPLICAS containers: how many there are.
     over_cap: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
+    # Memory and CPU readings started right after the listing (read_stats_early),
+    # keyed by container id; the gathering takes them instead of reading again.
+    early_stats: Batch | None = None
 
     def container(self, service: str, replica: int | None) -> Any | None:
         """The container a probe of ``service`` (one replica of it, or the whole) reads."""
@@ -126,6 +129,40 @@ def discover(stack: Stack, deadline: Deadline) -> Discovery:
         if len(numbers) > 1:
             discovery.replicas[service] = numbers
     return discovery
+
+
+def read_stats_early(
+    discovery: Discovery, stack: Stack, deadline: Deadline, pool: Pool | None = None
+) -> None:
+    """Start reading every judged container's memory and CPU now, before collection ends.
+
+    The cgroup reading waits ``cgroup.INTERVAL_S`` between its two CPU samples:
+    the one probe whose length is set by design, not by the engine, and the
+    longest of a healthy run. Started here it overlaps the collection of the
+    checks instead of following it. Only for a run that reads every container's
+    (plugin.Collector decides); a service with declared gaps is left to the
+    gathering, which knows whether its checks read it at all.
+    """
+    if discovery.blind is not None or discovery.client is None:
+        return
+    batch = Batch(deadline, pool)
+    for service in discovery.groups:
+        declared = stack.services.get(service)
+        if declared is None or declared.gaps:
+            continue
+        numbers: list[int | None] = [*discovery.replicas.get(service, [])] or [None]
+        for number in numbers:
+            container = discovery.container(service, number)
+            if container is not None and container.status == "running":
+                reading = partial(docker_probe.stats_facts, discovery.client, service, container)
+                batch.start(container.id, reading)
+    discovery.early_stats = batch
+
+
+def _taken_early(batch: Batch, container_id: str, unit: str) -> Any:
+    """The early reading of a container (waiting for it), named for the unit that asks."""
+    result = batch.collect()[container_id]
+    return replace(result, service=unit) if isinstance(result, StatsFacts) else result
 
 
 def through_engine(service: Service, kind: str) -> bool:
@@ -331,16 +368,25 @@ def _gather_docker(
                 what = f"no container number {need.replica} of this service"
             _file(stack, facts, need, error=f"cannot look inside {need.unit}: {what}")
             continue
-        batch.start(need.key, _task(client, stack, need, container, facts, deadline))
+        batch.start(need.key, _task(client, stack, need, container, facts, deadline, discovery))
         started.append(need)
     _collect(stack, facts, batch, started)
 
 
 def _task(
-    client: Any, stack: Stack, need: Need, container: Any, facts: StackFacts, deadline: Deadline
+    client: Any,
+    stack: Stack,
+    need: Need,
+    container: Any,
+    facts: StackFacts,
+    deadline: Deadline,
+    discovery: Discovery,
 ) -> Callable[[], Any]:
     name = need.unit  # what the evidence names: the service, or one replica of it
     if need.kind == "stats":
+        early = discovery.early_stats
+        if early is not None and container.id in early:
+            return partial(_taken_early, early, container.id, name)
         return partial(docker_probe.stats_facts, client, name, container)
     if need.kind == "logs":
         # The deadline: the log patterns' matching budget is a share of what is left.
