@@ -107,11 +107,19 @@ class FleetBench:
             for key, cmd in cases.items():
                 self.measure(key, cmd, expect_rc)
 
+    def floor(self, n: int) -> list[str]:
+        """bench/floor.py over the first n copies at once: the same facts, the fastest way."""
+        cmd = [PY, str(ROOT / "bench" / "floor.py")]
+        for bed in self.beds[:n]:
+            cmd += ["--project", bed.project, "--health-url", bed.health_url, "--dsn", bed.dsn]
+        return [*cmd, "--edge", "backend:db:5432", "--datafs", "db:/var/lib/postgresql/data"]
+
     def healthy(self) -> None:
         cases = {}
         for n in self.sizes:
             cases[f"{n} stacks, serial"] = self.suite(self.dirs(n))
             cases[f"{n} stacks, -n auto"] = self.suite(self.dirs(n), "-n", "auto")
+            cases[f"{n} stacks, floor"] = self.floor(n)
         self.rounds(cases, 0, warmup=True)
 
     def huge_body(self) -> None:
@@ -164,6 +172,9 @@ class FleetBench:
             peak = rows[f"{n} stacks, serial"]["peak_mb"]
             targets[f"peak RSS {n} stacks serial <= 200 MB"] = [peak, peak <= 200]
         for size in self.sizes:
+            if f"{size} stacks, floor" in rows:
+                ratio = median(f"{size} stacks, serial") / median(f"{size} stacks, floor")
+                targets[f"{size} stacks: serial / floor (reported)"] = [round(ratio, 2), True]
             if size >= 8:
                 auto, serial = median(f"{size} stacks, -n auto"), median(f"{size} stacks, serial")
                 targets[f"{size} stacks: -n auto <= serial"] = [

@@ -7,18 +7,24 @@ its die/oom events in the stable window, its newest log lines matched against
 the default patterns, memory and CPU (the suite's cgroup script in one exec:
 two CPU samples 0.2 s apart), one exec per network edge (the suite's
 resolve/ping/port script), ``df`` of db's data directory in db, one
-PostgreSQL connect + the headroom query, one HTTP GET of the health URL.
+PostgreSQL connect + the headroom query, one HTTP GET of the health URL; and
+once per run, the Docker host's own facts (the host checks): a dockerd
+process, the free space where the engine keeps its data, the host's memory.
+Several stacks (``--project``, ``--health-url`` and ``--dsn`` repeated, in the
+same order; the edges and data directories are each stack's) are all probed at
+once, as a fleet run of the suite gathers them.
 
 Fastest honest means: a bare interpreter (no pytest, no plugins, no reports,
 no verdicts), the Docker API spoken directly over the engine's unix socket with
 ``http.client`` (no docker SDK: a local engine only), the health URL with
 ``http.client``, PostgreSQL with psycopg (libpq: the one library kept, imported
-in its own thread while the engine is asked), every probe in its own thread.
+in its own thread while the engine is asked), every probe in its own thread,
+the host's facts from /proc and statvfs (the suite runs testinfra's commands).
 The scripts run in the containers are the suite's own (read from its
 sources as text, not imported), so the work done inside is the same.
 
     python bench/floor.py --project P --health-url URL --dsn DSN [--edge backend:db:5432]
-                          [--datafs db:/var/lib/postgresql/data]
+                          [--datafs db:/var/lib/postgresql/data] [--project P2 --health-url ...]
 
 Prints one JSON line (per-probe seconds); exit 0 when every probe answered.
 """
@@ -29,6 +35,7 @@ import argparse
 import ast
 import http.client
 import json
+import os
 import re
 import socket
 import struct
@@ -193,6 +200,25 @@ def http_facts(url: str) -> None:
         conn.close()
 
 
+def host_facts(data_root: str = "/var/lib/docker") -> None:
+    """What the host checks read: a dockerd process, the data root's free space, memory."""
+    engines = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                engines += (entry / "comm").read_text().strip() == "dockerd"
+            except OSError:
+                continue  # exited meanwhile
+    if not engines:
+        raise RuntimeError("no dockerd process")
+    disk = os.statvfs(data_root)
+    if not disk.f_blocks:
+        raise RuntimeError(f"statvfs {data_root}: no blocks")
+    meminfo = Path("/proc/meminfo").read_text()
+    if "MemAvailable:" not in meminfo:
+        raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
 class Probes:
     """Each probe on a thread of its own; results by name."""
 
@@ -222,39 +248,51 @@ class Probes:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--project", required=True)
-    parser.add_argument("--health-url", required=True)
-    parser.add_argument("--dsn", required=True, help="libpq DSN; password from PGPASSWORD")
+    parser.add_argument("--project", required=True, action="append")
+    parser.add_argument("--health-url", required=True, action="append")
+    parser.add_argument(
+        "--dsn", required=True, action="append", help="libpq DSN; password from PGPASSWORD"
+    )
     parser.add_argument("--edge", action="append", default=[], metavar="FROM:TO:PORT")
     parser.add_argument("--datafs", action="append", default=[], metavar="SERVICE:PATH")
     args = parser.parse_args()
+    if not len(args.project) == len(args.health_url) == len(args.dsn):
+        parser.error("--project, --health-url and --dsn must be given as many times each")
 
     started = time.monotonic()
     probes = Probes()
-    probes.start("pg", pg_facts, args.dsn)
-    probes.start("http", http_facts, args.health_url)
-    filters = urllib.parse.quote(json.dumps({"label": [f"{LABEL}={args.project}"]}))
-    status, body = engine("GET", f"/containers/json?all=1&filters={filters}")
-    listed = json.loads(body) if status == 200 else []
-    by_service = {c["Labels"]["com.docker.compose.service"]: c for c in listed}
-    for service, found in by_service.items():
-        cid = found["Id"]
-        running = found["State"] == "running"
-        if running:
-            probes.start(f"stats:{service}", stats_facts, cid)
-        probes.start(f"container:{service}", container_facts, cid)
-        probes.start(f"logs:{service}", log_facts, cid)
-    for edge in args.edge:
-        source, target, port = edge.split(":")
-        probes.start(f"net:{source}->{target}", net_facts, by_service[source]["Id"], target, port)
-    for spec in args.datafs:
-        service, path = spec.split(":", 1)
-        probes.start(f"datafs:{service}", datafs_facts, by_service[service]["Id"], path)
+    probes.start("host", host_facts)
+    stacks = list(zip(args.project, args.health_url, args.dsn, strict=True))
+    for project, url, dsn in stacks:
+        probes.start(f"{project}/pg", pg_facts, dsn)
+        probes.start(f"{project}/http", http_facts, url)
+    listed: list[dict[str, Any]] = []
+    for project, _, _ in stacks:
+        filters = urllib.parse.quote(json.dumps({"label": [f"{LABEL}={project}"]}))
+        status, body = engine("GET", f"/containers/json?all=1&filters={filters}")
+        found = json.loads(body) if status == 200 else []
+        listed += found
+        by_service = {c["Labels"]["com.docker.compose.service"]: c for c in found}
+        for service, container in by_service.items():
+            cid, where = container["Id"], f"{project}/{service}"
+            if container["State"] == "running":
+                probes.start(f"stats:{where}", stats_facts, cid)
+            probes.start(f"container:{where}", container_facts, cid)
+            probes.start(f"logs:{where}", log_facts, cid)
+        for edge in args.edge:
+            source, target, port = edge.split(":")
+            cid = by_service[source]["Id"]
+            probes.start(f"net:{project}/{source}->{target}", net_facts, cid, target, port)
+        for spec in args.datafs:
+            service, path = spec.split(":", 1)
+            probes.start(
+                f"datafs:{project}/{service}", datafs_facts, by_service[service]["Id"], path
+            )
     probes.join()
     each = {name: round(seconds, 3) for name, (seconds, _) in sorted(probes.results.items())}
     print(json.dumps({"probes_s": round(time.monotonic() - started, 3), "each": each}))
     answered = len(probes.results) == len(probes.threads)
-    return 0 if by_service and answered and all(ok for _, ok in probes.results.values()) else 1
+    return 0 if listed and answered and all(ok for _, ok in probes.results.values()) else 1
 
 
 if __name__ == "__main__":

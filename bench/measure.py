@@ -3,7 +3,12 @@
 Two memory figures per run, both read from /proc every 25 ms:
 - ``tree_peak_mb``: the largest sum of VmRSS over the command and all its
   descendants (what the machine had to hold at once; with pytest-xdist that is
-  the controller plus its workers; shared pages count once per process);
+  the controller plus its workers; shared pages count once per process). A
+  child that has not exec'd yet (its command line is still its parent's) is
+  not counted: it runs in its parent's pages (vfork shares them outright, fork
+  copy-on-write), and counting it showed the suite's whole resident set twice
+  whenever a sample fell between a fork of testinfra's local commands and its
+  exec (seen in issue 11's fleet rows: 125 MB for a 63 MB run);
 - ``hwm_mb``: the largest VmHWM (a process's own high-water mark, exact
   between samples) of any single process in the tree.
 The run's peak is the larger of the two. (``ru_maxrss`` from wait4/getrusage is
@@ -45,20 +50,23 @@ class Sample:
 
 def tree_rss(root: int) -> tuple[int, int]:
     """KiB resident in ``root`` and every descendant, and the largest VmHWM among them."""
-    total, hwm, todo, seen = 0, 0, [root], set()
+    total, hwm, seen = 0, 0, set()
+    todo: list[tuple[int, bytes | None]] = [(root, None)]  # (pid, its parent's command line)
     while todo:
-        pid = todo.pop()
+        pid, parents = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            total += int(fields.get("VmRSS", "0 kB").split()[0])
+            if command != parents:  # else a fork not yet exec'd: its parent's pages
+                total += int(fields.get("VmRSS", "0 kB").split()[0])
             hwm = max(hwm, int(fields.get("VmHWM", "0 kB").split()[0]))
             for task in os.listdir(f"/proc/{pid}/task"):
                 children = Path(f"/proc/{pid}/task/{task}/children").read_text()
-                todo += [int(c) for c in children.split()]
+                todo += [(int(c), command) for c in children.split()]
         except (OSError, ValueError):
             continue  # exited between two reads
     return total, hwm

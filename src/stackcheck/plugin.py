@@ -45,6 +45,7 @@ from stackcheck.probes.facts import (
     StatsFacts,
 )
 from stackcheck.probes.gather import Discovery, Need, discover, gather, read_stats_early
+from stackcheck.probes.host import HostReadings
 from stackcheck.report.baseline import key_for
 from stackcheck.runbook import ALERTS
 from stackcheck.where import needs_of, refs
@@ -68,6 +69,7 @@ class Hooks:
         discovery: Discovery | None,
         pool: Pool,
         env_key: bytes | None,
+        hosts: HostReadings,
     ) -> StackFacts | None:
         """Gather the facts ``needs`` names about ``stack`` (default: the probes, on
         ``pool``'s threads, which every stack of the run shares; once per stack per
@@ -76,6 +78,7 @@ class Hooks:
         ``discovery``: the stack's containers as listed at collection (None: list
         them). ``env_key``: the key containers' environments are digested with,
         never stored in the facts (report/baseline.py); None: take no digest.
+        ``hosts``: the round's readings of Docker hosts, one per host, shared.
         Runs in a thread of its own. Tests implement it to fabricate facts.
         """
 
@@ -130,8 +133,9 @@ def pytest_stackcheck_gather(
     discovery: Discovery | None,
     pool: Pool,
     env_key: bytes | None,
+    hosts: HostReadings,
 ) -> StackFacts:
-    return gather(stack, needs, discovery, pool, env_key)
+    return gather(stack, needs, discovery, pool, env_key, hosts)
 
 
 @pytest.hookimpl(trylast=True)
@@ -261,6 +265,7 @@ class FactsRun:
         self.config = config
         self.pool = Pool(POOL_THREADS)
         self._gatherers = Pool(GATHER_THREADS)
+        self.hosts = HostReadings()
         self._lock = threading.Lock()
         self._needs: dict[str, frozenset[Need]] = {}
         self._discovery: dict[str, Discovery | None] = {}
@@ -293,7 +298,12 @@ class FactsRun:
             self._began[stack.name] = time.monotonic()
             try:
                 found = self.config.hook.pytest_stackcheck_gather(
-                    stack=stack, needs=needs, discovery=discovery, pool=self.pool, env_key=key
+                    stack=stack,
+                    needs=needs,
+                    discovery=discovery,
+                    pool=self.pool,
+                    env_key=key,
+                    hosts=self.hosts,
                 )
             except Exception as exc:  # a bug in gathering must not hang or crash the run
                 self._errors[stack.name] = f"{type(exc).__name__}: {exc}"

@@ -158,3 +158,79 @@ def test_hints_run_host_commands_over_ssh_for_a_remote_engine(
     assert host.where(stack) == "ops@docker-1.example:2222"
     object.__setattr__(stack, "docker_host", None)
     assert host.on_host(stack) == "" and host.where(stack) == "this machine"
+
+
+# One reading per Docker host and round (host.HostReadings): a fleet on one
+# engine logs in, runs df and reads meminfo once, not once per stack.
+
+
+def fleet_stack(name: str, docker_host: str | None = None, key: str | None = None) -> Stack:
+    from pathlib import Path
+
+    from stackcheck.config import SSHSettings
+
+    ssh = SSHSettings(identity_file=Path(key) if key else None)
+    return Stack(Path(f"{name}.toml"), name, name, {}, docker_host=docker_host, ssh=ssh)
+
+
+@pytest.fixture
+def readings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+
+    def fake(stack: Stack, deadline: Deadline) -> host.HostFacts:
+        seen.append(stack.name)
+        return host.HostFacts(host=host.where(stack), data_root=f"/data{len(seen)}")
+
+    monkeypatch.setattr(host, "host_facts", fake)
+    return seen
+
+
+def test_stacks_on_one_host_share_one_reading(readings: list[str]) -> None:
+    hosts = host.HostReadings()
+    first = hosts.read(fleet_stack("a"), Deadline(5))
+    second = hosts.read(fleet_stack("b"), Deadline(5))
+    assert readings == ["a"]
+    assert first == second and first is not second  # a copy each: no stack edits another's
+
+
+def test_each_host_and_each_login_is_read_apart(readings: list[str]) -> None:
+    hosts = host.HostReadings()
+    for stack in (
+        fleet_stack("local"),
+        fleet_stack("unix", "unix:///run/other.sock"),
+        fleet_stack("ssh", "ssh://ops@host.example"),
+        fleet_stack("ssh-other-key", "ssh://ops@host.example", key="/k2"),
+        fleet_stack("ssh-again", "ssh://ops@host.example"),
+    ):
+        hosts.read(stack, Deadline(5))
+    assert readings == ["local", "unix", "ssh", "ssh-other-key"]
+
+
+def test_a_new_round_reads_again(readings: list[str]) -> None:
+    for _ in range(2):
+        host.HostReadings().read(fleet_stack("a"), Deadline(5))
+    assert readings == ["a", "a"]
+
+
+def test_a_stack_waiting_for_a_hung_reading_is_blind_at_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def hung(stack: Stack, deadline: Deadline) -> host.HostFacts:
+        release.wait(10)
+        return host.HostFacts(host="this machine")
+
+    monkeypatch.setattr(host, "host_facts", hung)
+    hosts = host.HostReadings()
+    first = threading.Thread(target=hosts.read, args=(fleet_stack("a"), Deadline(5)))
+    first.start()
+    try:
+        late = hosts.read(fleet_stack("b"), Deadline(0.2))
+    finally:
+        release.set()
+        first.join()
+    assert late.blind and "no answer within the 0.2 s probe deadline" in late.blind
+    assert late.host == "this machine"

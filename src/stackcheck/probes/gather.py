@@ -207,12 +207,14 @@ def gather(
     discovery: Discovery | None = None,
     pool: Pool | None = None,
     env_key: bytes | None = None,
+    hosts: host.HostReadings | None = None,
 ) -> StackFacts:
     """Facts for exactly the given needs; ``discovery``: the containers, if listed
     already; probes on ``pool``'s threads if given (shared by every stack of a run).
 
     ``env_key``: the key the containers' environments are digested with
-    (report/baseline.py); without one, no digest of them is taken.
+    (report/baseline.py); without one, no digest of them is taken. ``hosts``:
+    the run's readings of Docker hosts, shared by the stacks on one host.
     """
     deadline = Deadline(stack.timeouts.probe_s)
     connect_s = min(stack.timeouts.connect_s, stack.timeouts.probe_s)
@@ -220,7 +222,8 @@ def gather(
     early = Batch(deadline, pool)
     for need in needs:
         if need.kind == "host":  # on the Docker host itself, beside the engine
-            early.start(need.key, partial(host.host_facts, stack, deadline))
+            read = hosts.read if hosts is not None else host.host_facts
+            early.start(need.key, partial(read, stack, deadline))
             continue
         service = stack.services[need.service]
         if through_engine(service, need.kind):

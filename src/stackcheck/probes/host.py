@@ -16,8 +16,10 @@ cannot be read blinds only the check that reads it.
 
 from __future__ import annotations
 
+import copy
 import json
 import shlex
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,6 +109,43 @@ def host_facts(stack: Stack, deadline: Deadline) -> HostFacts:
     _disk(host, facts)
     _memory(host, facts)
     return facts
+
+
+class HostReadings:
+    """One reading of each Docker host per round, shared by every stack on it.
+
+    A fleet of stacks on one engine has one host: its facts are read once
+    (one login, one ``df``, one meminfo), not once per stack. The stacks that
+    come second wait for the first reading within their own deadline.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readings: dict[str, tuple[threading.Event, list[HostFacts]]] = {}
+
+    def read(self, stack: Stack, deadline: Deadline) -> HostFacts:
+        # The login belongs to the key: the same address with another key file
+        # may be let in where this one is not.
+        key = f"{chosen_engine(stack)}\n{stack.ssh!r}"
+        with self._lock:
+            reading = self._readings.get(key)
+            first = reading is None
+            if reading is None:
+                reading = self._readings[key] = (threading.Event(), [])
+        done, found = reading
+        if first:
+            try:
+                found.append(host_facts(stack, deadline))
+            finally:
+                done.set()
+        elif not done.wait(deadline.left(floor=0.0)):
+            facts = HostFacts(host=where(stack))
+            facts.blind = (
+                f"the Docker host {facts.host}: no answer within the "
+                f"{deadline.seconds:g} s probe deadline"
+            )
+            return facts
+        return copy.copy(found[0])
 
 
 def _said(exc: BaseException) -> str:
