@@ -204,13 +204,54 @@ def _mask_cut_secrets(text: str, spellings: tuple[str, ...]) -> str:
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each of ``secrets`` and anything that looks like a password masked."""
+    return _redacted(text, _ordered_spellings(tuple(secrets)))
+
+
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """The same structure of builtins, with every string redacted."""
+    return _redact(value, _ordered_spellings(tuple(secrets)))
+
+
+def _redact(value: Any, spellings: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return _redacted(value, spellings)
+    if isinstance(value, dict):
+        return {k: _redact(v, spellings) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, spellings) for v in value]
+    return value
+
+
+@lru_cache(maxsize=16)
+def _ordered_spellings(secrets: tuple[str, ...]) -> tuple[str, ...]:
     # Longest first, so that a spelling that contains another is hidden whole.
-    spellings = tuple(
+    return tuple(
         sorted(
             {form for secret in secrets if secret for form in _spellings(secret)},
             key=lambda form: (-len(form), form),
         )
     )
+
+
+# A run redacts the same texts again and again: every check's definition,
+# runbook step and fixes, once per stack, service and replica (some 110
+# strings a check, 20,000 in a run of 8 stacks). Short ones are kept; a long
+# text (a health body, a log excerpt) is seldom seen twice.
+_CACHED_TEXT = 512
+
+
+def _redacted(text: str, spellings: tuple[str, ...]) -> str:
+    if len(text) <= _CACHED_TEXT:
+        return _redacted_short(text, spellings)
+    return _redact_now(text, spellings)
+
+
+@lru_cache(maxsize=8192)
+def _redacted_short(text: str, spellings: tuple[str, ...]) -> str:
+    return _redact_now(text, spellings)
+
+
+def _redact_now(text: str, spellings: tuple[str, ...]) -> str:
     for form in spellings:
         text = text.replace(form, MASK)
     if spellings:
@@ -220,18 +261,6 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     # the word "Bearer" and leave the token itself.
     text = _AUTH_SCHEME.sub(_mask_after_head, text)
     return _KEY_VALUE.sub(_mask_value, text)
-
-
-def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """The same structure of builtins, with every string redacted."""
-    secrets = list(secrets)
-    if isinstance(value, str):
-        return redact_text(value, secrets)
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
-    return value
 
 
 # Terminal escape sequences, removed whole so that no "]0;title" or "[2J" is
