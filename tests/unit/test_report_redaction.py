@@ -114,3 +114,17 @@ def test_no_output_shows_a_password(
     assert "connecting with password=******" in outputs["summary-testbed.json"]
     assert "ZeroDivisionError" in stdout  # the crash was reported, its locals masked
     assert "token ******" in outputs["junit.xml"]
+
+
+def test_a_kept_redaction_is_kept_per_set_of_secrets() -> None:
+    """Short texts' redactions are kept (redact._redacted_short): by text and secrets."""
+    from stackcheck.redact import MASK, redact, redact_text
+
+    text = "the pool of alice-Sekret-42 is full"
+    assert redact_text(text, ["alice-Sekret-42"]) == f"the pool of {MASK} is full"
+    assert redact_text(text, []) == text  # the same text, no secret: nothing to hide
+    assert redact_text(text, ["other"]) == text
+    assert redact({"a": [text]}, ["alice-Sekret-42"]) == {"a": [f"the pool of {MASK} is full"]}
+    long = text + " " * 600  # past the kept length: redacted each time
+    assert redact_text(long, ["alice-Sekret-42"]).startswith(f"the pool of {MASK}")
+    assert redact_text(long, []) == long
