@@ -6,7 +6,9 @@ loops, marked as a fault so that the reset recreates the container). Then
 `docker stats --no-stream` (the CLI, as the runbook has it) runs while the
 probe reads the container's cgroup three times; docker's window is the
 engine's last sampling interval (about 1 s), each probe reading covers 0.2 s
-inside the same seconds.
+inside the same seconds. Each test runs for both ways of reading: on this
+host, as with a local engine (the host's ``sh`` on the container's cgroup),
+and by exec in the container, as with every other engine.
 
 Tolerances, stated: memory within 2 % of the limit (5 MiB of 256 MiB; the
 hog holds steady, and docker's CLI rounds to 0.01 MiB); the limit exact to the
@@ -80,16 +82,26 @@ def engine() -> docker.DockerClient:
     return docker.from_env()
 
 
-def reading_of(client: docker.DockerClient, testbed: Testbed, service: str) -> StatsFacts:
+# Both ways of reading: on this host (the local engine's, no exec) and by exec
+# in the container (every other engine's).
+WAYS = {"host": ", read on the host", "exec": ""}
+
+
+@pytest.fixture(params=sorted(WAYS))
+def way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def reading_of(client: docker.DockerClient, testbed: Testbed, service: str, way: str) -> StatsFacts:
     container = testbed.container(service)
-    facts = docker_probe.stats_facts(client, service, container)
+    facts = docker_probe.stats_facts(client, service, container, on_host=way == "host")
     assert facts.blind is None and facts.error is None, facts
-    assert facts.source == "cgroup v1" or facts.source == "cgroup v2", facts.source
+    assert facts.source in (f"cgroup v1{WAYS[way]}", f"cgroup v2{WAYS[way]}"), facts.source
     return facts
 
 
 def test_cgroup_reading_agrees_with_docker_stats_under_memory_and_cpu_load(
-    testbed: Testbed, fault: Callable[[str], None], engine: docker.DockerClient
+    testbed: Testbed, fault: Callable[[str], None], engine: docker.DockerClient, way: str
 ) -> None:
     fault("backend-memory-near-limit")
     for _ in range(LOOPS):
@@ -102,7 +114,7 @@ def test_cgroup_reading_agrees_with_docker_stats_under_memory_and_cpu_load(
     time.sleep(LOOPS_SETTLE_S)  # docker's window (its last two ticks) must hold the loops
     name = testbed.container("backend").name
     (cpu, used, limit), readings = alongside(
-        name, lambda: reading_of(engine, testbed, "backend"), 3
+        name, lambda: reading_of(engine, testbed, "backend", way), 3
     )
 
     memory = sum(r.mem_usage for r in readings) / len(readings)
@@ -119,10 +131,10 @@ def test_cgroup_reading_agrees_with_docker_stats_under_memory_and_cpu_load(
 
 
 def test_an_unlimited_container_is_measured_against_the_hosts_memory(
-    testbed: Testbed, engine: docker.DockerClient
+    testbed: Testbed, engine: docker.DockerClient, way: str
 ) -> None:
     name = testbed.container("db").name
-    (_, used, limit), readings = alongside(name, lambda: reading_of(engine, testbed, "db"), 1)
+    (_, used, limit), readings = alongside(name, lambda: reading_of(engine, testbed, "db", way), 1)
     assert not readings[0].mem_limited
     # The CLI prints the host's memory rounded to 0.01 GiB.
     assert readings[0].mem_limit == pytest.approx(limit, abs=0.01 * (1 << 30))

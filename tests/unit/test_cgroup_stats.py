@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +336,151 @@ def test_the_exec_is_an_argv_with_the_script_not_a_command_line(
     docker_probe.stats_facts(client, "backend", FakeContainer())  # type: ignore[arg-type]
     assert api.argv[:3] == ["sh", "-c", cgroup.SCRIPT]
     assert api.argv[3:] == ["stackcheck", "0.2", "/sys/fs/cgroup", "/proc"]
+
+
+# The reading from the engine's host (a local engine): where the host mounts
+# the container's cgroup, and the script run there instead of an exec.
+
+CID = "ab" * 32
+V1_FILE = (
+    f"12:memory:/docker/{CID}\n11:cpu,cpuacct:/docker/{CID}\n10:pids:/docker/{CID}\n"
+    f"1:name=systemd:/docker/{CID}\n0::/system.slice/containerd.service\n"
+)
+
+
+def test_host_paths_v1_per_controller() -> None:
+    assert cgroup.host_paths(V1_FILE, CID) == {
+        "memory": f"/docker/{CID}",
+        "cpu,cpuacct": f"/docker/{CID}",
+    }
+
+
+def test_host_paths_v2_systemd_scope() -> None:
+    found = f"0::/system.slice/docker-{CID}.scope\n"
+    assert cgroup.host_paths(found, CID) == {"": f"/system.slice/docker-{CID}.scope"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12:memory:/user.slice/session-3.scope\n11:cpu,cpuacct:/user.slice\n",  # not ours
+        f"12:memory:/docker/{'cd' * 32}\n",  # another container's process (pid reused)
+        f"12:memory:/docker/{CID}/../../etc\n11:cpu,cpuacct:/docker/{CID}\n",
+        f"12:memory:docker/{CID}\n",  # not absolute
+        f"11:cpu,cpuacct:/docker/{CID}\n",  # v1 without the memory controller
+        "0::/\n",  # the checker in a container of its own: its root
+        "",
+        "garbage\n",
+        f"x:memory:/docker/{CID}\n",
+    ],
+)
+def test_host_paths_that_do_not_name_the_container_leave_it_to_the_exec(text: str) -> None:
+    assert cgroup.host_paths(text, CID) is None
+
+
+def test_host_paths_want_a_full_container_id() -> None:
+    assert cgroup.host_paths(V1_FILE, "ab") is None
+    assert cgroup.host_paths(V1_FILE, "../" + CID[3:]) is None
+
+
+class PidContainer(FakeContainer):
+    id = CID
+
+    def __init__(self, pid: object) -> None:
+        self.attrs = {"HostConfig": {"Memory": 268435456}, "State": {"Pid": pid}}
+
+
+def host_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cgroup_file: str) -> Path:
+    """A host's /proc (the real CPU ticks and memory, a fabricated PID 4242) and cgroup tree."""
+    proc = tmp_path / "proc"
+    (proc / "4242").mkdir(parents=True)
+    (proc / "4242" / "cgroup").write_text(cgroup_file)
+    for name in ("stat", "meminfo"):
+        (proc / name).symlink_to(f"/proc/{name}")
+    root = tmp_path / "cg"
+    memory = root / "memory" / "docker" / CID
+    cpu = root / "cpu,cpuacct" / "docker" / CID
+    memory.mkdir(parents=True)
+    cpu.mkdir(parents=True)
+    (memory / "memory.usage_in_bytes").write_text(f"{40 * MIB}\n")
+    (memory / "memory.limit_in_bytes").write_text(f"{256 * MIB}\n")
+    (memory / "memory.stat").write_text(f"total_inactive_file {8 * MIB}\n")
+    (cpu / "cpu.cfs_quota_us").write_text("50000\n")
+    (cpu / "cpu.cfs_period_us").write_text("100000\n")
+    (cpu / "cpuacct.usage").write_text("5000000\n")
+    monkeypatch.setattr(cgroup, "PROC_ROOT", str(proc))
+    monkeypatch.setattr(cgroup, "CGROUP_ROOT", str(root))
+    farms = tmp_path / "tmp"
+    farms.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(farms))
+    return farms
+
+
+def test_a_local_engine_is_read_on_the_host_without_an_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    farms = host_tree(tmp_path, monkeypatch, V1_FILE)
+    api = FakeApi(b"", 0, refuse=AssertionError("no exec for a container read on the host"))
+    client = type("Client", (), {"api": api})()
+    facts = docker_probe.stats_facts(client, "backend", PidContainer(4242), on_host=True)  # type: ignore[arg-type]
+    assert facts.source == "cgroup v1, read on the host", facts
+    assert facts.mem_usage == 32 * MIB and facts.mem_limit == 256 * MIB
+    assert facts.cpu_limit == 0.5 and facts.cpu_percent == 0.0  # the counter stands still
+    assert list(farms.iterdir()) == []  # the view of the cgroup is gone again
+
+
+@pytest.mark.parametrize("pid", [None, 0, -1, True, "4242", 999999999])
+def test_no_usable_pid_is_read_by_the_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pid: object
+) -> None:
+    host_tree(tmp_path, monkeypatch, V1_FILE)
+    client = type("Client", (), {"api": FakeApi(v1(), 0)})()
+    facts = docker_probe.stats_facts(client, "backend", PidContainer(pid), on_host=True)  # type: ignore[arg-type]
+    assert facts.source == "cgroup v1" and client.api.argv  # through the exec
+
+
+def test_a_remote_engine_is_never_read_on_this_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host_tree(tmp_path, monkeypatch, V1_FILE)
+    client = type("Client", (), {"api": FakeApi(v1(), 0)})()
+    facts = docker_probe.stats_facts(client, "backend", PidContainer(4242), on_host=False)  # type: ignore[arg-type]
+    assert facts.source == "cgroup v1" and client.api.argv
+
+
+def test_a_pid_of_another_process_is_read_by_the_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host_tree(tmp_path, monkeypatch, "12:memory:/user.slice\n11:cpu,cpuacct:/user.slice\n")
+    client = type("Client", (), {"api": FakeApi(v1(), 0)})()
+    facts = docker_probe.stats_facts(client, "backend", PidContainer(4242), on_host=True)  # type: ignore[arg-type]
+    assert facts.source == "cgroup v1" and client.api.argv
+
+
+def test_a_vanished_cgroup_is_read_by_the_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host_tree(tmp_path, monkeypatch, V1_FILE)
+    shutil.rmtree(tmp_path / "cg")  # the container stopped between the listing and now
+    client = type("Client", (), {"api": FakeApi(v1(), 0)})()
+    facts = docker_probe.stats_facts(client, "backend", PidContainer(4242), on_host=True)  # type: ignore[arg-type]
+    assert facts.source == "cgroup v1" and client.api.argv
+
+
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        (None, True),
+        ("unix:///var/run/docker.sock", True),
+        ("tcp://127.0.0.1:2375", False),
+        ("ssh://ops@host.example", False),
+    ],
+)
+def test_which_engines_are_read_on_the_host(
+    monkeypatch: pytest.MonkeyPatch, address: str | None, local: bool
+) -> None:
+    from stackcheck.config import Stack
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    stack = Stack(Path("s.toml"), "s", "s", {}, docker_host=address)
+    assert docker_probe.is_local(stack) is local

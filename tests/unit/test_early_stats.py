@@ -51,7 +51,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     lock = threading.Lock()
 
-    def fake(client: Any, service: str, container: FakeContainer) -> StatsFacts:
+    def fake(client: Any, service: str, container: FakeContainer, on_host: bool) -> StatsFacts:
         with lock:
             seen.append(container.id)
         return StatsFacts(service=service, mem_usage=len(container.id))

@@ -387,17 +387,37 @@ def container_facts(
     return facts
 
 
-def stats_facts(client: docker.DockerClient, service: str, container: Container) -> StatsFacts:
-    """Memory and CPU as `docker stats` counts them, from the container's cgroup (one exec).
+def is_local(stack: Stack) -> bool:
+    """Whether the stack's engine listens on this machine (a unix socket)."""
+    address = chosen_engine(stack)
+    return address is None or address.startswith("unix://")
 
-    Falls back to the engine's own stats (``engine_stats_facts``, 1-2 s) when
-    the container cannot run the reading: no ``sh`` in the image, the exec
-    refused, or no cgroup counters of its own at /sys/fs/cgroup.
+
+def stats_facts(
+    client: docker.DockerClient, service: str, container: Container, on_host: bool = False
+) -> StatsFacts:
+    """Memory and CPU as `docker stats` counts them, from the container's cgroup.
+
+    ``on_host`` (a local engine): read from this machine when it sees the
+    container's cgroup (``cgroup.host_paths``), else, and for any other
+    engine, through one exec in the container. Falls back to the engine's own
+    stats (``engine_stats_facts``, 1-2 s) when the container cannot run the
+    reading: no ``sh`` in the image, the exec refused, or no cgroup counters of
+    its own at /sys/fs/cgroup.
     """
     import docker.errors
 
     facts = StatsFacts(service=service)
     facts.mem_limited = bool(container.attrs.get("HostConfig", {}).get("Memory"))
+    output = _host_reading(container) if on_host else None
+    if output is not None:
+        try:
+            reading = cgroup.parse(output)
+        except (cgroup.CannotRead, cgroup.OutputError):
+            pass  # e.g. the container stopped meanwhile: the exec says how it is now
+        else:
+            _file_reading(facts, reading, "read on the host")
+            return facts
     try:
         output, code = _exec_bounded(client, container, cgroup.argv(), cgroup.OUTPUT_CAP)
     except docker.errors.APIError as exc:
@@ -417,13 +437,60 @@ def stats_facts(client: docker.DockerClient, service: str, container: Container)
             f"cannot read {container.name}'s memory and CPU from its cgroup (exit {code}): {exc}"
         )
         return facts
+    _file_reading(facts, reading)
+    return facts
+
+
+def _file_reading(facts: StatsFacts, reading: cgroup.Reading, how: str = "") -> None:
     facts.mem_usage = reading.mem_usage
     facts.mem_limit = reading.mem_limit
     facts.cpu_percent = reading.cpu_percent
     facts.online_cpus = reading.online_cpus
     facts.cpu_limit = reading.cpu_limit
-    facts.source = f"cgroup {reading.version}"
-    return facts
+    facts.source = f"cgroup {reading.version}" + (f", {how}" if how else "")
+
+
+def _host_reading(container: Container) -> bytes | None:
+    """The cgroup script's output, run by this machine's ``sh`` on the container's
+    cgroup as the host mounts it; None when this machine does not see it (the
+    exec then reads it inside)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    pid = (container.attrs.get("State") or {}).get("Pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    try:
+        with open(f"{cgroup.PROC_ROOT}/{pid}/cgroup", "rb") as found:
+            text = found.read(cgroup.HOST_CGROUP_CAP).decode("ascii", errors="replace")
+    except OSError:
+        return None
+    paths = cgroup.host_paths(text, str(container.id))
+    if paths is None:
+        return None
+    farm = None
+    try:
+        if "" in paths:  # v2: one hierarchy, the script's layout as it is
+            view = cgroup.CGROUP_ROOT + paths[""]
+        else:  # v1: one hierarchy a controller; the script wants them side by side
+            farm = view = tempfile.mkdtemp(prefix="stackcheck-cgroup-")
+            for controllers, path in paths.items():
+                target = f"{cgroup.CGROUP_ROOT}/{controllers}{path}"
+                os.symlink(target, os.path.join(farm, controllers))
+        done = subprocess.run(
+            cgroup.host_argv(view),
+            capture_output=True,
+            timeout=cgroup.INTERVAL_S + 3,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        if farm is not None:
+            shutil.rmtree(farm, ignore_errors=True)
+    return done.stdout if done.returncode == 0 else None
 
 
 def _exec_bounded(

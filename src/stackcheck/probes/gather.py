@@ -146,6 +146,7 @@ def read_stats_early(
     if discovery.blind is not None or discovery.client is None:
         return
     batch = Batch(deadline, pool)
+    on_host = docker_probe.is_local(stack)
     for service in discovery.groups:
         declared = stack.services.get(service)
         if declared is None or declared.gaps:
@@ -154,7 +155,8 @@ def read_stats_early(
         for number in numbers:
             container = discovery.container(service, number)
             if container is not None and container.status == "running":
-                reading = partial(docker_probe.stats_facts, discovery.client, service, container)
+                client = discovery.client
+                reading = partial(docker_probe.stats_facts, client, service, container, on_host)
                 batch.start(container.id, reading)
     discovery.early_stats = batch
 
@@ -390,7 +392,8 @@ def _task(
         early = discovery.early_stats
         if early is not None and container.id in early:
             return partial(_taken_early, early, container.id, name)
-        return partial(docker_probe.stats_facts, client, name, container)
+        on_host = docker_probe.is_local(stack)
+        return partial(docker_probe.stats_facts, client, name, container, on_host)
     if need.kind == "logs":
         # The deadline: the log patterns' matching budget is a share of what is left.
         return partial(docker_probe.log_facts, container, name, stack.logs, deadline)

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from stackcheck.config import Stack
 from stackcheck.probes.deadline import Deadline
-from stackcheck.probes.docker_probe import chosen_engine
+from stackcheck.probes.docker_probe import chosen_engine, is_local, is_ssh
 from stackcheck.probes.facts import HostFacts
 from stackcheck.redact import strip_controls
 
@@ -40,16 +40,14 @@ MEMORY = "host_memory"
 
 def reachable(stack: Stack) -> bool:
     """Whether the host checks apply: the engine is local or behind ssh://."""
-    address = chosen_engine(stack)
-    return address is None or address.startswith(("unix://", "ssh://"))
+    return is_local(stack) or is_ssh(chosen_engine(stack))
 
 
 def where(stack: Stack) -> str:
     """The host as evidence names it."""
-    address = chosen_engine(stack)
-    if address is None or address.startswith("unix://"):
+    if is_local(stack):
         return "this machine"
-    parts = urlsplit(address)
+    parts = urlsplit(str(chosen_engine(stack)))
     login = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"{login}{parts.hostname}{port}"
@@ -73,9 +71,9 @@ def _host(stack: Stack, deadline: Deadline) -> Any:
     """A testinfra host for the stack's engine host (local, or over the engine's SSH)."""
     import testinfra  # only a run with host checks pays for it
 
-    address = chosen_engine(stack)
-    if address is None or address.startswith("unix://"):
+    if is_local(stack):
         return testinfra.get_host("local://")
+    address = chosen_engine(stack)
     from testinfra.backend.paramiko import ParamikoBackend
     from testinfra.host import Host
 
