@@ -23,6 +23,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,5 +314,34 @@ def test_the_connection_sends_small_packets_at_once(engine_host: FakeEngineHost)
         assert engine.client is not None
         sock = engine.client.get_transport().sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        engine.close()
+
+
+def test_a_lost_connection_fails_a_host_command_in_ssh_s_words(
+    engine_host: FakeEngineHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host checks' testinfra backend on the engine's login, once the login is lost."""
+    from stackcheck.config import Stack, Timeouts
+    from stackcheck.probes import host
+
+    engine = _engine(engine_host, seconds=4)
+    stack = Stack.__new__(Stack)
+    object.__setattr__(stack, "docker_host", engine.address)
+    object.__setattr__(stack, "ssh", engine.settings)
+    object.__setattr__(stack, "timeouts", Timeouts())
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(sshengine.ENGINES, "login", lambda *args: engine)
+    try:
+        on_host = host._host(stack, engine.deadline)
+        assert engine.client is not None
+        transport = engine.client.get_transport()
+        transport.sock.shutdown(socket.SHUT_RDWR)  # the connection is lost
+        for _ in range(200):
+            if not transport.is_active():
+                break
+            time.sleep(0.01)
+        with pytest.raises(paramiko.SSHException, match="not active"):
+            on_host.run("true")
     finally:
         engine.close()
