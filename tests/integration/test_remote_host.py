@@ -35,8 +35,8 @@ FULL_ENV = "STACKCHECK_REMOTE_FULL"
 # health URL and PostgreSQL through exec, the data filesystem, the network
 # probes' exec), plus db-stopped, the most consequences. With the default
 # timeouts, as the local fault table: the verdicts must be the same, the hang
-# detection included. Measured on the quiet 2-core machine (2026-11-29): the
-# whole module 95 s, the remote host's start (images loaded into its engine)
+# detection included. Measured on the 2-core machine (2026-11-29, load 3-5): the
+# whole module 95-101 s, the remote host's start (images loaded into its engine)
 # included. Left out unless STACKCHECK_REMOTE_FULL=1, for CI's time only (each
 # gives the local verdicts over SSH too): the two crash loops (each settles for
 # 7 restarts, 50-90 s; their facts are those of backend-stopped and
