@@ -52,6 +52,7 @@ def main() -> int:
     parser.add_argument("--ssh", type=Path, required=True)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    before = os.getloadavg()[0]
     samples: dict[str, list[float]] = {"local": [], "ssh": []}
     codes: dict[str, set[int]] = {"local": set(), "ssh": set()}
     with tempfile.TemporaryDirectory(prefix="stackcheck-bench-ssh-") as scratch:
@@ -76,9 +77,13 @@ def main() -> int:
                 connects.append(float(done.stdout.strip()))
     local = statistics.median(samples["local"])
     ssh = statistics.median(samples["ssh"])
-    print(f"load average before/after: {os.getloadavg()[0]:.1f} (1 min, at the end)")
-    print(f"local: median {local:.2f} s of {len(samples['local'])}, exit {sorted(codes['local'])}")
-    print(f"ssh:   median {ssh:.2f} s of {len(samples['ssh'])}, exit {sorted(codes['ssh'])}")
+    print(f"load average: {before:.1f} before, {os.getloadavg()[0]:.1f} at the end (1 min)")
+    for name, median in (("local", local), ("ssh", ssh)):
+        walls = samples[name]
+        print(
+            f"{name + ':':6} median {median:.2f} s of {len(walls)} (min {min(walls):.2f}, "
+            f"max {max(walls):.2f}), exit {sorted(codes[name])}"
+        )
     print(f"ssh / local: {ssh / local:.2f} (target <= 2)")
     if connects:
         print(f"ssh connect + version alone: median {statistics.median(connects):.3f} s")
