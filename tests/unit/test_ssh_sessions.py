@@ -9,6 +9,11 @@ container's logs and its inspection. The checker's side is the product's own:
 stream readers. The server counts its open sessions, so the test sees what
 sshd sees.
 
+The exec's output is sent in the same packet as the answer's head, as a quick
+command's output arrives when the checker reads the head late: docker-py reads
+an exec's output from the channel itself, so whatever the HTTP layer read past
+the head would be lost (an exec that "printed nothing").
+
 Before the fix, every exec stream kept its pooled connection for the rest of
 the run (docker-py never gives back a hijacked one, and its close() refuses an
 SSH stream), and docker-py's logs() held one connection while it asked for a
@@ -131,11 +136,12 @@ def _dial_stdio(host: FakeEngineHost, channel: paramiko.Channel) -> None:
                 channel.sendall(
                     b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream"
                     b"\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+                    # The output in the same packet as the answer's head: what a
+                    # quick command gives when the checker reads the head late.
+                    + _frame(b"out\n")
+                    + _frame(b"err\n", 2)
                 )
-                # `true` prints nothing (output sent at once with the header
-                # would be read into http.client's buffer, out of docker-py's
-                # reach); the engine closes an exec's connection when it ends.
-                break
+                break  # the engine closes an exec's connection when it ends
             elif path.endswith("/exec/e1/json"):
                 _answer(channel, json.dumps({"ExitCode": 0}).encode())
             elif path.endswith("/logs"):
@@ -231,8 +237,10 @@ def test_every_exec_stream_and_log_read_gives_its_session_back(
         # must be back in the pool before the next can have it.
         for _ in range(3 * sshengine.MAX_SESSIONS):
             ran = inside.run(container, ["true"])
-            assert (ran.exit_code, ran.stdout, ran.stderr) == (0, b"", b"")
-            assert docker_probe._exec_bounded(engine.docker, container, ["true"], 100) == (b"", 0)
+            assert (ran.exit_code, ran.stdout, ran.stderr) == (0, b"out\n", b"err\n")
+            bounded = docker_probe._exec_bounded(engine.docker, container, ["true"], 100)
+            assert bounded == (b"out\n", 0)
+            assert container.exec_run(["true"]) == (0, b"out\nerr\n")
             assert docker_probe.read_newest_logs(container, 50, 1) == LOG_LINES
     finally:
         engine.close()
