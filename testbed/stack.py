@@ -256,7 +256,13 @@ class Testbed:
     # runs in a container: there these go through `docker exec` into that host.
 
     def _connect(self) -> docker.DockerClient:
-        return docker.from_env(timeout=30)
+        # docker-py's own local adapter loses an exec's output that arrives with
+        # the answer's head (1 in ~800 under load: an empty df broke a fleet's
+        # start); the suite's reads the head whole (stackcheck.probes.streams).
+        from stackcheck.probes.streams import keep_exec_output
+
+        client: docker.DockerClient = keep_exec_output(docker.from_env(timeout=30))
+        return client
 
     def _engine_env(self) -> dict[str, str]:
         """Variables that point docker-compose at the engine (none: the default one)."""

@@ -20,7 +20,7 @@ from stackcheck.probes import cgroup, logmatch
 from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
 from stackcheck.probes.network import file_refusal
-from stackcheck.probes.streams import close_stream
+from stackcheck.probes.streams import close_stream, keep_exec_output
 from stackcheck.redact import redact_text
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
     import docker
 
     timeout = max(1, int(deadline.left()))
-    return docker.DockerClient(timeout=timeout, **client_kwargs(stack))
+    return keep_exec_output(docker.DockerClient(timeout=timeout, **client_kwargs(stack)))
 
 
 def tunnel(stack: Stack, host: str, port: int, deadline: Deadline) -> Any:

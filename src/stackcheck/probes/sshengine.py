@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import http.client
 import logging
 import socket
 import threading
@@ -44,6 +43,7 @@ from docker.transport.basehttpadapter import BaseHTTPAdapter
 
 from stackcheck.config import SSHSettings
 from stackcheck.probes.deadline import Deadline
+from stackcheck.probes.streams import UpgradeAware
 from stackcheck.redact import strip_controls
 
 if TYPE_CHECKING:
@@ -223,86 +223,15 @@ def describe_dial_error(target: Target, status: int | None, stderr: str) -> str:
     )
 
 
-class _HeadReader:
-    """An upgraded answer's head, read from the channel without reading past it.
-
-    http.client reads an answer's head through a buffered file, in chunks: for
-    an exec the engine upgrades the connection (101) and sends the command's
-    output right behind the head, which docker-py then reads from the channel
-    itself. A quick command's output read into the file's buffer with the head
-    was lost: the exec "printed nothing" (docker-py issue 3332; its own unix
-    socket connection has the same race, which the data-disk probe's second
-    asking covers locally). Read a byte at a time, nothing is. Only upgraded
-    answers are read so: their head is about 150 bytes.
-    """
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel  # docker-py reads the upgraded stream from here
-        self.closed = False
-
-    def readline(self, limit: int = -1) -> bytes:
-        line = bytearray()
-        while limit < 0 or len(line) < limit:
-            byte = self.channel.recv(1)
-            if not byte:
-                break
-            line += byte
-            if byte == b"\n":
-                break
-        return bytes(line)
-
-    def read(self, amt: int | None = None) -> bytes:
-        data = bytearray()
-        while amt is None or len(data) < amt:
-            chunk = self.channel.recv(65536 if amt is None else amt - len(data))
-            if not chunk:
-                break
-            data += chunk
-        return bytes(data)
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.channel.recv(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True  # the channel is the connection's to close
-
-
-class _UpgradedResponse(http.client.HTTPResponse):
-    """The answer to an upgrade request (an exec's start), its head read by _HeadReader."""
-
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        self.fp = _HeadReader(sock)  # type: ignore[assignment]
-
-
-class _SessionConnection(urllib3.connection.HTTPConnection):
+class _SessionConnection(UpgradeAware, urllib3.connection.HTTPConnection):  # type: ignore[misc]
     """HTTP over one SSH session running ``docker system dial-stdio``."""
 
     def __init__(self, engine: SSHEngine, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.engine = engine
-        self._upgrade = False
 
     def connect(self) -> None:
         self.sock = self.engine.open_dial(self.timeout)
-
-    def putrequest(self, *args: Any, **kwargs: Any) -> None:
-        self._upgrade = False
-        super().putrequest(*args, **kwargs)
-
-    def putheader(self, header: str, *values: str) -> None:  # type: ignore[override]
-        super().putheader(header, *values)
-        if header.lower() == "upgrade":
-            self._upgrade = True
-
-    def getresponse(self) -> Any:
-        self.response_class = _UpgradedResponse if self._upgrade else http.client.HTTPResponse
-        return super().getresponse()
 
     @property
     def is_connected(self) -> bool:
