@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -410,23 +409,19 @@ def host_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cgroup_file: str)
     (cpu / "cpuacct.usage").write_text("5000000\n")
     monkeypatch.setattr(cgroup, "PROC_ROOT", str(proc))
     monkeypatch.setattr(cgroup, "CGROUP_ROOT", str(root))
-    farms = tmp_path / "tmp"
-    farms.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(farms))
-    return farms
+    return root
 
 
 def test_a_local_engine_is_read_on_the_host_without_an_exec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    farms = host_tree(tmp_path, monkeypatch, V1_FILE)
+    host_tree(tmp_path, monkeypatch, V1_FILE)
     api = FakeApi(b"", 0, refuse=AssertionError("no exec for a container read on the host"))
     client = type("Client", (), {"api": api})()
     facts = docker_probe.stats_facts(client, "backend", PidContainer(4242), on_host=True)  # type: ignore[arg-type]
     assert facts.source == "cgroup v1, read on the host", facts
     assert facts.mem_usage == 32 * MIB and facts.mem_limit == 256 * MIB
     assert facts.cpu_limit == 0.5 and facts.cpu_percent == 0.0  # the counter stands still
-    assert list(farms.iterdir()) == []  # the view of the cgroup is gone again
 
 
 @pytest.mark.parametrize("pid", [None, 0, -1, True, "4242", 999999999])
@@ -484,3 +479,94 @@ def test_which_engines_are_read_on_the_host(
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     stack = Stack(Path("s.toml"), "s", "s", {}, docker_host=address)
     assert docker_probe.is_local(stack) is local
+
+
+# read_on_host prints what the script prints: the same files, the same rules.
+
+
+def v1_host_tree(root: Path, **files: str) -> dict[str, str]:
+    """A host's v1 cgroup tree for container CID (memory and cpu,cpuacct apart)."""
+    contents = {
+        "memory/memory.usage_in_bytes": f"{40 * MIB}\n",
+        "memory/memory.limit_in_bytes": f"{V1_UNLIMITED}\n",
+        "memory/memory.stat": "cache 1\ninactive_file 9\ntotal_inactive_file\t4096\n",
+        "cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+        "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+        "cpu,cpuacct/cpuacct.usage": "  123456789  \n",
+    }
+    contents.update(files)
+    for name, text in contents.items():
+        controllers, _, leaf = name.partition("/")
+        where = root / controllers / "docker" / CID
+        where.mkdir(parents=True, exist_ok=True)
+        if text != "DROP":
+            (where / leaf).write_text(text)
+    return {"memory": f"/docker/{CID}", "cpu,cpuacct": f"/docker/{CID}"}
+
+
+def script_on(root: Path, paths: dict[str, str], proc: Path, tmp_path: Path) -> bytes:
+    """SCRIPT run by sh on the same tree: v1 through a directory of links, one a controller."""
+    if "" in paths:
+        return run_script(Path(str(root) + paths[""]), proc)
+    view = tmp_path / "view"
+    view.mkdir()
+    for controllers, path in paths.items():
+        (view / controllers).symlink_to(Path(str(root / controllers) + path))
+    return run_script(view, proc)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {"memory/memory.stat": "DROP", "cpu,cpuacct/cpu.cfs_quota_us": "DROP"},
+        {"memory/memory.limit_in_bytes": "\n", "cpu,cpuacct/cpuacct.usage": "DROP"},
+        {"memory/memory.stat": "total_inactive_file 1\ntotal_inactive_file 2 \n"},
+    ],
+)
+def test_the_host_reading_prints_what_the_script_prints_v1(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    root = tmp_path / "cg"
+    paths = v1_host_tree(root, **files)
+    proc = fake_proc(tmp_path)
+    ours = cgroup.read_on_host(paths, 0.01, str(root), str(proc))
+    assert ours == script_on(root, paths, proc, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {"memory.max": "268435456\n", "cpu.max": "50000 100000\n"},
+        {"cpu.stat": "DROP", "memory.stat": "anon 1\n"},
+    ],
+)
+def test_the_host_reading_prints_what_the_script_prints_v2(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    root = tmp_path / "cg"
+    where = root / "system.slice" / f"docker-{CID}.scope"
+    where.mkdir(parents=True)
+    contents = {
+        "memory.current": f"{64 * MIB}\n",
+        "memory.max": "max\n",
+        "memory.stat": f"anon 1\ninactive_file {4 * MIB}\n",
+        "cpu.max": "max 100000\n",
+        "cpu.stat": "usage_usec 5000\nuser_usec 4000\n",
+        **files,
+    }
+    for leaf, text in contents.items():
+        if text != "DROP":
+            (where / leaf).write_text(text)
+    paths = {"": f"/system.slice/docker-{CID}.scope"}
+    proc = fake_proc(tmp_path)
+    ours = cgroup.read_on_host(paths, 0.01, str(root), str(proc))
+    assert ours == script_on(root, paths, proc, tmp_path)
+
+
+def test_no_cgroup_on_the_host_prints_none_as_the_script_does(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path)
+    for paths in ({"memory": f"/docker/{CID}"}, {"": f"/docker-{CID}.scope"}):
+        ours = cgroup.read_on_host(paths, 0.01, str(tmp_path / "none"), str(proc))
+        assert ours == b"cgroup none\n"

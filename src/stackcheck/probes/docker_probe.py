@@ -451,13 +451,9 @@ def _file_reading(facts: StatsFacts, reading: cgroup.Reading, how: str = "") -> 
 
 
 def _host_reading(container: Container) -> bytes | None:
-    """The cgroup script's output, run by this machine's ``sh`` on the container's
-    cgroup as the host mounts it; None when this machine does not see it (the
-    exec then reads it inside)."""
-    import shutil
-    import subprocess
-    import tempfile
-
+    """The cgroup reading taken on this machine (``cgroup.read_on_host``) from the
+    container's cgroup as the host mounts it; None when this machine does not
+    see it (the exec then reads it inside)."""
     pid = (container.attrs.get("State") or {}).get("Pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
@@ -467,30 +463,7 @@ def _host_reading(container: Container) -> bytes | None:
     except OSError:
         return None
     paths = cgroup.host_paths(text, str(container.id))
-    if paths is None:
-        return None
-    farm = None
-    try:
-        if "" in paths:  # v2: one hierarchy, the script's layout as it is
-            view = cgroup.CGROUP_ROOT + paths[""]
-        else:  # v1: one hierarchy a controller; the script wants them side by side
-            farm = view = tempfile.mkdtemp(prefix="stackcheck-cgroup-")
-            for controllers, path in paths.items():
-                target = f"{cgroup.CGROUP_ROOT}/{controllers}{path}"
-                os.symlink(target, os.path.join(farm, controllers))
-        done = subprocess.run(
-            cgroup.host_argv(view),
-            capture_output=True,
-            timeout=cgroup.INTERVAL_S + 3,
-            check=False,
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    finally:
-        if farm is not None:
-            shutil.rmtree(farm, ignore_errors=True)
-    return done.stdout if done.returncode == 0 else None
+    return cgroup.read_on_host(paths) if paths is not None else None
 
 
 def _exec_bounded(
