@@ -11,9 +11,7 @@ loses it, ``docker_probe.connect``'s keeps it.
 
 from __future__ import annotations
 
-import json
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,50 +19,16 @@ from typing import Any
 
 import docker
 import pytest
+from fakeengine import EXEC_ERR, EXEC_OUT, serve_docker_api
 
 from stackcheck.config import Stack
 from stackcheck.probes import docker_probe
 from stackcheck.probes.deadline import Deadline
 
 
-def frame(data: bytes, stream: int = 1) -> bytes:
-    return struct.pack(">BxxxL", stream, len(data)) + data
-
-
-def answer(conn: socket.socket, body: bytes) -> None:
-    head = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    conn.sendall(head.encode() + body)
-
-
 def serve_one(conn: socket.socket) -> None:
-    reader = conn.makefile("rb")
-    with conn, reader:
-        while line := reader.readline():
-            path = line.decode().split(" ")[1].split("?")[0]
-            length = 0
-            while (header := reader.readline()) not in (b"\r\n", b""):
-                name, _, value = header.decode().partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            reader.read(length)
-            if path.endswith("/version"):
-                answer(conn, json.dumps({"ApiVersion": "1.41"}).encode())
-            elif path.endswith("/containers/c1/exec"):
-                answer(conn, json.dumps({"Id": "e1"}).encode())
-            elif path.endswith("/exec/e1/start"):
-                conn.sendall(
-                    b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream"
-                    b"\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
-                    + frame(b"used 42\n")
-                    + frame(b"warn\n", 2)
-                )
-                return  # the engine closes an exec's connection when it ends
-            elif path.endswith("/exec/e1/json"):
-                answer(conn, json.dumps({"ExitCode": 0}).encode())
-            else:
-                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    with conn, conn.makefile("rb") as reader:
+        serve_docker_api(reader, conn.sendall)
 
 
 @pytest.fixture
@@ -113,6 +77,6 @@ def test_the_probes_client_keeps_output_sent_with_the_head(
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     stack = Stack(Path("s.toml"), "s", "s", {}, docker_host=engine_socket)
     client = docker_probe.connect(stack, Deadline(5))
-    assert container(client).exec_run(["df"]) == (0, b"used 42\nwarn\n")
+    assert container(client).exec_run(["df"]) == (0, EXEC_OUT + EXEC_ERR)
     out, code = docker_probe._exec_bounded(client, container(client), ["df"], 100)
-    assert (out, code) == (b"used 42\n", 0)  # streamed, standard output only
+    assert (out, code) == (EXEC_OUT, 0)  # streamed, standard output only

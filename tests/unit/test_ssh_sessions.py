@@ -24,9 +24,7 @@ waited for a session until the deadline ("all 4 SSH sessions … stayed busy").
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -40,16 +38,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from docker.models.containers import Container
+from fakeengine import LOG_LINES, serve_docker_api
 
 from stackcheck.config import SSHSettings
 from stackcheck.probes import docker_probe, inside, sshengine, streams
 from stackcheck.probes.deadline import Deadline
-
-LOG_LINES = b"".join(b"line %d\n" % i for i in range(20))
-
-
-def _frame(data: bytes, kind: int = 1) -> bytes:
-    return struct.pack(">BxxxL", kind, len(data)) + data
 
 
 @dataclass
@@ -100,56 +93,16 @@ class _Server(paramiko.ServerInterface):  # type: ignore[misc]
         return True
 
 
-def _read_request(reader: Any) -> tuple[str, str] | None:
-    line = reader.readline()
-    if not line:
-        return None
-    method, path, _ = line.decode().split(" ", 2)
-    length = 0
-    while (header := reader.readline()) not in (b"\r\n", b""):
-        name, _, value = header.decode().partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    if length:
-        reader.read(length)
-    return method, path.split("?", 1)[0]
-
-
-def _answer(channel: paramiko.Channel, body: bytes, kind: str = "application/json") -> None:
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n\r\n"
-    channel.sendall(head.encode() + body)
-
-
 def _dial_stdio(host: FakeEngineHost, channel: paramiko.Channel) -> None:
     """One session: HTTP keep-alive until the client closes it or an exec is attached."""
     reader = channel.makefile("rb")
+
+    def seen(request: str) -> None:
+        with host.lock:
+            host.requests.append(request)
+
     try:
-        while (request := _read_request(reader)) is not None:
-            method, path = request
-            with host.lock:
-                host.requests.append(f"{method} {path}")
-            if path.endswith("/version"):
-                _answer(channel, json.dumps({"ApiVersion": "1.41"}).encode())
-            elif path.endswith("/containers/c1/exec"):
-                _answer(channel, json.dumps({"Id": "e1"}).encode())
-            elif path.endswith("/exec/e1/start"):
-                channel.sendall(
-                    b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream"
-                    b"\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
-                    # The output in the same packet as the answer's head: what a
-                    # quick command gives when the checker reads the head late.
-                    + _frame(b"out\n")
-                    + _frame(b"err\n", 2)
-                )
-                break  # the engine closes an exec's connection when it ends
-            elif path.endswith("/exec/e1/json"):
-                _answer(channel, json.dumps({"ExitCode": 0}).encode())
-            elif path.endswith("/logs"):
-                _answer(channel, _frame(LOG_LINES), "application/vnd.docker.multiplexed-stream")
-            elif path.endswith("/json"):
-                _answer(channel, json.dumps({"Id": "c1", "Config": {"Tty": False}}).encode())
-            else:
-                channel.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        serve_docker_api(reader, channel.sendall, seen)
     except OSError:
         pass
     finally:
