@@ -4,8 +4,10 @@ denied, so this one case is built from the exception docker-py raises for it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import docker.errors
+import pytest
 import requests
 
 from stackcheck.config import Service, Stack, Timeouts
@@ -97,3 +99,55 @@ def test_an_unreachable_engine_blinds_every_docker_probe_and_nothing_else(
         # Could not check is not the stack's fault: no error is filed with it.
         assert getattr(fact, "error", None) is None, fact
     assert len({f.blind for f in found}) == 1
+
+
+def test_a_tls_failure_names_tls_and_the_certificates_not_the_library() -> None:
+    import ssl
+
+    verify = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] ...")
+    verify.verify_message = "unable to get local issuer certificate"
+    wrapped = requests.exceptions.SSLError(
+        "HTTPSConnectionPool(host='10.0.0.5', port=2376): Max retries exceeded with url: "
+        "/version (Caused by SSLError(...))"
+    )
+    wrapped.__context__ = verify
+    exc = docker.errors.DockerException(f"Error while fetching server API version: {wrapped}")
+    exc.__cause__ = wrapped
+    text = describe_engine_error(_stack("tcp://10.0.0.5:2376"), exc)
+    assert text.startswith(
+        "TLS with the Docker engine at tcp://10.0.0.5:2376 failed "
+        "(unable to get local issuer certificate): "
+    )
+    assert "DOCKER_CERT_PATH" in text and "ca.pem" in text and "cert.pem" in text
+    assert "HTTPSConnectionPool" not in text and "\n" not in text
+
+
+def test_a_tls_engine_is_verified_against_its_own_ca_whatever_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests lets REQUESTS_CA_BUNDLE win over a session's CA file (requests issue
+    3829); the engine's client keeps DOCKER_CERT_PATH's ca.pem."""
+    import docker.tls
+
+    from stackcheck.probes.docker_probe import _engine_client
+
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("not read here\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/system.pem")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/system.pem")
+
+    def tls() -> docker.tls.TLSConfig:
+        cert = (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+        return docker.tls.TLSConfig(client_cert=cert, ca_cert=str(tmp_path / "ca.pem"), verify=True)
+
+    def verify_used(api: Any) -> Any:
+        return api.merge_environment_settings(
+            "https://10.0.0.5:2376/version", {}, False, None, None
+        )["verify"]
+
+    stock = docker.APIClient(base_url="tcp://10.0.0.5:2376", version="1.41", tls=tls())
+    assert verify_used(stock) == "/etc/ssl/certs/system.pem"  # the trap
+    ours = _engine_client()(base_url="tcp://10.0.0.5:2376", version="1.41", tls=tls())
+    assert verify_used(ours.api) == str(tmp_path / "ca.pem")
+    plain = _engine_client()(base_url="tcp://10.0.0.5:2375", version="1.41")
+    assert verify_used(plain.api) == "/etc/ssl/certs/system.pem"  # no TLS of its own: untouched

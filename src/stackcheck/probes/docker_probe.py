@@ -6,6 +6,7 @@ project (v1 or v2) with any service names works.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -21,7 +22,7 @@ from stackcheck.probes.deadline import Deadline
 from stackcheck.probes.facts import ContainerFacts, DataFsFacts, LogFacts, StatsFacts
 from stackcheck.probes.network import file_refusal
 from stackcheck.probes.streams import close_stream, keep_exec_output
-from stackcheck.redact import redact_text
+from stackcheck.redact import redact_text, strip_controls
 
 if TYPE_CHECKING:
     import docker
@@ -84,6 +85,16 @@ def describe_engine_error(stack: Stack, exc: BaseException) -> str:
         )
     if isinstance(exc, docker.errors.APIError):
         return f"Docker engine at {where} answered: {exc.explanation or text}"
+    import ssl  # loaded by then: the engine's client uses it
+
+    tls = next((e for e in _chain(exc) if isinstance(e, ssl.SSLError)), None)
+    if tls is not None:
+        said = getattr(tls, "verify_message", None) or tls.reason or type(tls).__name__
+        return (
+            f"TLS with the Docker engine at {where} failed ({strip_controls(str(said))[:160]}): "
+            "DOCKER_CERT_PATH (default ~/.docker) needs the engine's CA as ca.pem and a "
+            "client certificate that CA signed as cert.pem and key.pem"
+        )
     reason = text.split("(Caused by")[0].strip().rstrip(":") or type(exc).__name__
     return (
         f"Docker engine unreachable at {where}: {reason}. To restore sight: point DOCKER_HOST "
@@ -101,6 +112,12 @@ def _own_reason(exc: BaseException) -> str | None:
     ssh = sys.modules.get("stackcheck.probes.sshengine")
     if ssh is None:  # no ssh:// engine was used: there is none to find
         return None
+    found = next((e for e in _chain(exc) if isinstance(e, ssh.EngineUnreachable)), None)
+    return None if found is None else str(found)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps: causes, contexts, arguments, reasons."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -108,14 +125,12 @@ def _own_reason(exc: BaseException) -> str | None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssh.EngineUnreachable):
-            return str(current)
+        yield current
         stack += [current.__cause__, current.__context__]
         stack += [a for a in current.args if isinstance(a, BaseException)]
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)
-    return None
 
 
 def client_kwargs(stack: Stack, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -146,10 +161,38 @@ def connect(stack: Stack, deadline: Deadline) -> docker.DockerClient:
         engine = sshengine.ENGINES.engine(str(address), stack.ssh, deadline, default_s)
         assert engine.docker is not None
         return engine.docker
-    import docker
 
     timeout = max(1, int(deadline.left()))
-    return keep_exec_output(docker.DockerClient(timeout=timeout, **client_kwargs(stack)))
+    client = _engine_client()(timeout=timeout, **client_kwargs(stack))
+    return keep_exec_output(client)
+
+
+@functools.cache
+def _engine_client() -> type[docker.DockerClient]:
+    """docker.DockerClient whose TLS engine is verified against DOCKER_CERT_PATH's ca.pem.
+
+    requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE from the environment win
+    over a session's own CA file (requests issue 3829): where either is set, as
+    on many company machines, the engine's certificate was checked against the
+    system's CAs, and every engine check could not check ("self-signed
+    certificate in certificate chain") while `docker` itself worked. The first
+    request (the API version) is made in the constructor, so the class, not the
+    instance, says so.
+    """
+    import docker
+
+    class EngineAPI(docker.APIClient):  # type: ignore[misc]
+        def merge_environment_settings(self, *args: Any) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(*args)
+            if isinstance(self.verify, str):  # DOCKER_CERT_PATH's ca.pem
+                settings["verify"] = self.verify
+            return settings
+
+    class EngineClient(docker.DockerClient):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.api = EngineAPI(*args, **kwargs)  # all DockerClient.__init__ does
+
+    return EngineClient
 
 
 def tunnel(stack: Stack, host: str, port: int, deadline: Deadline) -> Any:
