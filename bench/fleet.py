@@ -166,7 +166,7 @@ class FleetBench:
             return float(rows[key]["median_s"])
 
         targets: dict[str, Any] = {}
-        if 1 in self.sizes and f"{n} stacks, serial" in rows:
+        if {"1 stacks, serial", f"{n} stacks, serial"} <= set(rows):
             ratio = median(f"{n} stacks, serial") / median("1 stacks, serial")
             targets[f"{n} stacks serial / 1 stack serial <= 3"] = [round(ratio, 2), ratio <= 3]
             peak = rows[f"{n} stacks, serial"]["peak_mb"]
@@ -175,7 +175,7 @@ class FleetBench:
             if f"{size} stacks, floor" in rows:
                 ratio = median(f"{size} stacks, serial") / median(f"{size} stacks, floor")
                 targets[f"{size} stacks: serial / floor (reported)"] = [round(ratio, 2), True]
-            if size >= 8:
+            if size >= 8 and {f"{size} stacks, -n auto", f"{size} stacks, serial"} <= set(rows):
                 auto, serial = median(f"{size} stacks, -n auto"), median(f"{size} stacks, serial")
                 targets[f"{size} stacks: -n auto <= serial"] = [
                     round(auto / serial, 2),
