@@ -394,7 +394,12 @@ class RemoteTestbed(Testbed):
         self.host = host
 
     def _connect(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host.engine_url, timeout=30)
+        # The inner engine's socket: exec output read whole, as Testbed._connect does.
+        from stackcheck.probes.streams import keep_exec_output
+
+        client = docker.DockerClient(base_url=self.host.engine_url, timeout=30)
+        kept: docker.DockerClient = keep_exec_output(client)
+        return kept
 
     def _engine_env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.host.engine_url}

@@ -232,19 +232,7 @@ def remote_testbed(
 @pytest.fixture
 def remote_fault(remote_testbed: RemoteTestbed) -> Iterator[Callable[[str], None]]:
     """As `fault`, on the stack inside the remote test host."""
-    injected: list[str] = []
-
-    def inject(name: str) -> None:
-        injected.append(name)
-        started = time.monotonic()
-        remote_testbed.inject(name)
-        record_timing(f"remote inject {name}", time.monotonic() - started)
-
-    yield inject
-    if injected:
-        started = time.monotonic()
-        remote_testbed.reset()
-        record_timing(f"remote reset after {', '.join(injected)}", time.monotonic() - started)
+    yield from _faults(remote_testbed, "remote ")
 
 
 @pytest.fixture
@@ -256,19 +244,24 @@ def record_testbed_timing() -> Callable[[str, float], None]:
 @pytest.fixture
 def fault(testbed: Testbed) -> Iterator[Callable[[str], None]]:
     """Call with a fault name to inject it; the stack is reset after the test, always."""
+    yield from _faults(testbed, "")
+
+
+def _faults(bed: Testbed, label: str) -> Iterator[Callable[[str], None]]:
+    """The `fault` fixtures' body: inject on ``bed``, reset it after the test if any was."""
     injected: list[str] = []
 
     def inject(name: str) -> None:
         injected.append(name)  # before injecting: a half-done inject is reset too
         started = time.monotonic()
-        testbed.inject(name)
-        record_timing(f"inject {name}", time.monotonic() - started)
+        bed.inject(name)
+        record_timing(f"{label}inject {name}", time.monotonic() - started)
 
     yield inject
     if injected:
         started = time.monotonic()
-        testbed.reset()
-        record_timing(f"reset after {', '.join(injected)}", time.monotonic() - started)
+        bed.reset()
+        record_timing(f"{label}reset after {', '.join(injected)}", time.monotonic() - started)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
